@@ -1,0 +1,248 @@
+"""The BEMCom MQTT protocol: heartbeat, logs, datapoint map, values, raw messages.
+
+Runs in the event loop; MqttLink carries the bytes. Topics (CONTRACT §2):
+- `<name>/heartbeat`, `<name>/logs`, `<name>/available_datapoints`;
+- `<name>/datapoint_map` (in, retained by BEMCom's API);
+- the mapped sensor topics (out) and actuator topics (in);
+- `<name>/raw_message_to_db`;
+- `<name>/state/...`: the connector's own state, retained on the broker so a
+  restart needs no volume (documented in the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from connector.datapoints import Datapoint, Scalar
+from connector.mqtt_link import MqttLink
+
+log = logging.getLogger(__name__)
+
+# available_datapoints is republished at most this often while keys appear:
+# with thousands of stations, republishing per new key costs O(keys²).
+AVAILABLE_MIN_INTERVAL = 1.0
+QOS_VALUES = 1
+QOS_RAW = 2
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class InvalidMap(ValueError):
+    pass
+
+
+def parse_datapoint_map(payload: bytes) -> tuple[dict[str, str], dict[str, str]]:
+    """Validate `{"sensor": {key: topic}, "actuator": {topic: key}}`."""
+    try:
+        decoded = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidMap("it is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise InvalidMap("it is not a JSON object")
+    unknown = set(decoded) - {"sensor", "actuator"}
+    if unknown:
+        raise InvalidMap(f"unknown part {sorted(unknown)[0]!r}; allowed: sensor, actuator")
+    sensor = decoded.get("sensor", {})
+    actuator = decoded.get("actuator", {})
+    for part, mapping in (("sensor", sensor), ("actuator", actuator)):
+        if not isinstance(mapping, dict):
+            raise InvalidMap(f"{part!r} is not an object")
+        for left, right in mapping.items():
+            if not isinstance(right, str) or not right:
+                raise InvalidMap(f"{part!r} entry {left!r} does not map to a non-empty string")
+    for topic in list(sensor.values()) + list(actuator):
+        if "+" in topic or "#" in topic or "\x00" in topic or not topic:
+            raise InvalidMap(f"topic {topic!r} is not a valid topic name")
+    return sensor, actuator
+
+
+class Bemcom:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop,
+        version: str,
+        on_actuator: Callable[[str, str, bytes], None],
+        on_state: Callable[[str, bytes], None],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self._loop = loop
+        self._on_actuator = on_actuator
+        self._on_state = on_state
+        self.topic_heartbeat = f"{name}/heartbeat"
+        self.topic_logs = f"{name}/logs"
+        self.topic_available = f"{name}/available_datapoints"
+        self.topic_map = f"{name}/datapoint_map"
+        self.topic_raw = f"{name}/raw_message_to_db"
+        self.topic_state = f"{name}/state/"
+        self._sync_topic = f"{name}/state_sync/{uuid.uuid4().hex}"
+        self.sensor_map: dict[str, str] = {}
+        self.actuator_map: dict[str, str] = {}
+        self.available_sensors: dict[str, Scalar] = {}
+        self.available_actuators: dict[str, Scalar] = {}
+        self._last_values: dict[str, Datapoint] = {}
+        self._available_dirty = asyncio.Event()
+        self.ready = asyncio.Event()  # retained map and state have arrived
+        self.link = MqttLink(
+            host, port, f"{name}-{uuid.uuid4().hex[:8]}", loop, self._connected, self._message
+        )
+
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    # ---- connection ------------------------------------------------
+
+    def _connected(self) -> None:
+        # Subscribing here restores every subscription after a reconnect.
+        self.link.subscribe([self.topic_map, self.topic_state + "#", self._sync_topic])
+        self.link.subscribe(list(self.actuator_map))
+        # Retained messages are delivered on subscribe, before anything we
+        # publish afterwards: when this comes back, the retained state is in.
+        self.link.publish(self._sync_topic, b"sync", qos=1)
+        self._available_dirty.set()
+
+    def _message(self, topic: str, payload: bytes) -> None:
+        try:
+            if topic == self.topic_map:
+                self._apply_map(payload)
+            elif topic == self._sync_topic:
+                self.ready.set()
+            elif topic.startswith(self.topic_state):
+                self._on_state(topic[len(self.topic_state) :], payload)
+            elif topic in self.actuator_map:
+                self._on_actuator(topic, self.actuator_map[topic], payload)
+        except Exception:  # a bad message must never end the connector
+            log.exception("failed to handle a message on %s", topic)
+
+    # ---- datapoint map ---------------------------------------------
+
+    def _apply_map(self, payload: bytes) -> None:
+        try:
+            sensor, actuator = parse_datapoint_map(payload)
+        except InvalidMap as error:
+            log.error(
+                "ignored an invalid datapoint map on %s (%s); the previous map stays",
+                self.topic_map,
+                error,
+            )
+            return
+        old_topics, new_topics = set(self.actuator_map), set(actuator)
+        self.link.unsubscribe(sorted(old_topics - new_topics))
+        self.link.subscribe(sorted(new_topics - old_topics))
+        newly_mapped = [k for k, t in sensor.items() if self.sensor_map.get(k) != t]
+        self.sensor_map, self.actuator_map = sensor, actuator
+        # Keys mapped just now get their last known value, so BEMCom has it
+        # without waiting for the station's next report.
+        for key in newly_mapped:
+            if key in self._last_values:
+                self._publish_value(self._last_values[key])
+        log.info(
+            "datapoint map applied: %d sensor and %d actuator datapoints",
+            len(sensor),
+            len(actuator),
+        )
+
+    # ---- outgoing --------------------------------------------------
+
+    def publish_datapoints(self, datapoints: list[Datapoint]) -> None:
+        for point in datapoints:
+            if point.key not in self.available_sensors:
+                self.available_sensors[point.key] = point.value
+                self._available_dirty.set()
+            self._last_values[point.key] = point
+            if point.key in self.sensor_map:
+                self._publish_value(point)
+
+    def _publish_value(self, point: Datapoint) -> None:
+        payload = json.dumps({"value": point.value, "timestamp": point.timestamp})
+        self.link.publish(self.sensor_map[point.key], payload, qos=QOS_VALUES, retain=True)
+
+    def offer_actuators(self, keys: list[str], example: Scalar) -> None:
+        for key in keys:
+            if key not in self.available_actuators:
+                self.available_actuators[key] = example
+                self._available_dirty.set()
+
+    def publish_raw(self, cp_id: str, message: str) -> None:
+        payload = {
+            "payload": {
+                "raw_message": {"charge_point_id": cp_id, "message": message},
+                "timestamp": now_ms(),
+            },
+            "connector_version": self.version,
+        }
+        self.link.publish(self.topic_raw, json.dumps(payload), qos=QOS_RAW)
+
+    def publish_state(self, name: str, value: Any) -> None:
+        self.link.publish(self.topic_state + name, json.dumps(value), qos=1, retain=True)
+
+    async def run_available_datapoints(self) -> None:
+        """Republish available_datapoints when keys changed, at most once a second."""
+        while True:
+            await self._available_dirty.wait()
+            self._available_dirty.clear()
+            payload = json.dumps(
+                {"sensor": self.available_sensors, "actuator": self.available_actuators}
+            )
+            self.link.publish(self.topic_available, payload, qos=1, retain=True)
+            await asyncio.sleep(AVAILABLE_MIN_INTERVAL)
+
+    async def run_heartbeat(self, interval: float) -> None:
+        while True:
+            now = now_ms()
+            payload = {
+                "this_heartbeats_timestamp": now,
+                "next_heartbeats_timestamp": now + int(interval * 1000),
+            }
+            self.link.publish(self.topic_heartbeat, json.dumps(payload), qos=1)
+            await asyncio.sleep(interval)
+
+
+class MqttLogHandler(logging.Handler):
+    """Log records to `<name>/logs`, retained, in BEMCom's format.
+
+    Never blocks and never recurses: QoS 0 is dropped by paho while the broker
+    is away, paho's own records are skipped, and a record logged while one is
+    being published (in the same thread) is skipped too.
+    """
+
+    def __init__(self, link: MqttLink, topic: str, level: int) -> None:
+        super().__init__(level)
+        self._link = link
+        self._topic = topic
+        self._busy = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("paho") or getattr(self._busy, "active", False):
+            return
+        self._busy.active = True
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            payload = {
+                "timestamp": int(record.created * 1000),
+                "msg": message,
+                "emitter": record.name,
+                "level": record.levelno,
+            }
+            self._link.publish(self._topic, json.dumps(payload, default=str), qos=0, retain=True)
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._busy.active = False

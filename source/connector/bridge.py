@@ -1,0 +1,269 @@
+"""The only module that knows both sides: stations and BEMCom's MQTT.
+
+It owns the lifecycle (start, run, graceful stop), the charging limits in
+force, and the transaction id source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from connector import commands as cmd
+from connector import datapoints as dp
+from connector.bemcom import Bemcom, MqttLogHandler
+from connector.central_system import CentralSystem
+from connector.embedded_broker import EmbeddedBroker
+from connector.settings import Settings
+from connector.station import Station, StationHooks, now_ms
+from connector.transaction_ids import TransactionIds
+
+log = logging.getLogger(__name__)
+
+STATE_TRANSACTION_ID = "last_transaction_id"
+# Wait for the retained datapoint map and state before accepting stations.
+READY_TIMEOUT = 5.0
+SHUTDOWN_FLUSH_TIMEOUT = 5.0
+CLOSE_GOING_AWAY = 1001
+
+_ACTUATOR_EXAMPLES: dict[str, Any] = {
+    cmd.SEND_CHARGING_PROFILE: 11000,
+    cmd.TRIGGER_MESSAGE: 4,
+}
+
+
+class Bridge:
+    def __init__(self, settings: Settings, version: str) -> None:
+        self.settings = settings
+        self.version = version
+        self.transaction_ids = TransactionIds()
+        # cp id -> connector id -> W (None: cleared). Kept for stations that
+        # are away, and sent again after a boot or a reconnect.
+        self.limits: dict[str, dict[int, float | None]] = {}
+        self.broker: EmbeddedBroker | None = None
+        self.bemcom: Bemcom | None = None
+        self.central: CentralSystem | None = None
+        self._log_handler: MqttLogHandler | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+
+    # ---- lifecycle --------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        host = settings.mqtt_broker_host
+        if settings.embedded_broker:
+            host = "127.0.0.1"
+            self.broker = EmbeddedBroker(host, settings.mqtt_broker_port)
+            await self.broker.start()
+            log.warning(
+                "MQTT_BROKER_HOST is empty: started the embedded broker on %s:%d. It is "
+                "for local trials only; set MQTT_BROKER_HOST to use a real broker.",
+                host,
+                self.broker.port,
+            )
+        port = self.broker.port if self.broker else settings.mqtt_broker_port
+        loop = asyncio.get_running_loop()
+        self.bemcom = Bemcom(
+            settings.connector_name,
+            host,
+            port,
+            loop,
+            self.version,
+            on_actuator=self._on_actuator,
+            on_state=self._on_state,
+        )
+        level = logging.DEBUG if settings.debug else logging.INFO
+        self._log_handler = MqttLogHandler(self.bemcom.link, self.bemcom.topic_logs, level)
+        logging.getLogger().addHandler(self._log_handler)
+        self.bemcom.start()
+        try:
+            await asyncio.wait_for(self.bemcom.ready.wait(), READY_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "MQTT broker %s:%d not reachable yet; serving stations anyway, values "
+                "are queued until it is",
+                host,
+                port,
+            )
+        self.central = CentralSystem(
+            settings.ocpp_host,
+            settings.ocpp_port,
+            self._make_station,
+            self._on_connect,
+            self._on_disconnect,
+        )
+        await self.central.start()
+        self._tasks = [
+            asyncio.create_task(self.bemcom.run_heartbeat(settings.heartbeat_interval)),
+            asyncio.create_task(self.bemcom.run_available_datapoints()),
+        ]
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Close stations (1001), publish them disconnected, flush MQTT (5 s at most)."""
+        if self.central is not None:
+            stations = list(self.central.stations.values())
+            self.central.stations.clear()  # their ends are reported here, not twice
+            await asyncio.gather(
+                *(s.close(CLOSE_GOING_AWAY, "central system shutting down") for s in stations),
+                return_exceptions=True,
+            )
+            for station in stations:
+                self._publish(dp.connected(station.id, False, now_ms()))
+            await self.central.stop()
+        for task in self._tasks:
+            task.cancel()
+        if self.bemcom is not None:
+            flushed = await self.bemcom.link.flush(SHUTDOWN_FLUSH_TIMEOUT)
+            if not flushed:
+                log.warning("MQTT: %d messages not delivered at shutdown", self.bemcom.link.unacked)
+            if self._log_handler is not None:
+                logging.getLogger().removeHandler(self._log_handler)
+            self.bemcom.stop()
+        if self.broker is not None:
+            await self.broker.stop()
+
+    # ---- stations ----------------------------------------------------
+
+    def _publish(self, datapoints: list[dp.Datapoint]) -> None:
+        assert self.bemcom is not None
+        self.bemcom.publish_datapoints(datapoints)
+
+    def _make_station(self, cp_id: str, connection: ServerConnection) -> Station:
+        hooks = StationHooks(
+            publish=self._publish,
+            next_transaction_id=self._next_transaction_id,
+            heartbeat_interval=self.settings.ocpp_heartbeat_interval,
+            response_timeout=self.settings.ocpp_response_timeout,
+            on_raw_frame=self._on_raw_frame if self.settings.send_raw_message_to_db else None,
+            on_boot=self._apply_limits,
+            on_connector=self._offer_connector_actuators,
+        )
+        return Station(cp_id, connection, hooks)
+
+    def _on_connect(self, station: Station) -> None:
+        assert self.bemcom is not None
+        self._publish(dp.connected(station.id, True, now_ms()))
+        self._offer_actuators(station.id, None)
+        station.spawn(self._apply_limits_unless_booted(station))
+
+    def _on_disconnect(self, station: Station) -> None:
+        self._publish(dp.connected(station.id, False, now_ms()))
+
+    def _offer_connector_actuators(self, station: Station, connector_id: int) -> None:
+        # Connector 0 is the station itself, already served by the station key.
+        if connector_id > 0:
+            self._offer_actuators(station.id, connector_id)
+
+    def _offer_actuators(self, cp_id: str, connector_id: int | None) -> None:
+        assert self.bemcom is not None
+        for actuator in self.settings.ocpp_config:
+            key = cmd.actuator_key(cp_id, actuator, connector_id)
+            self.bemcom.offer_actuators([key], _ACTUATOR_EXAMPLES.get(actuator))
+
+    def _next_transaction_id(self) -> int:
+        issued = self.transaction_ids.next()
+        assert self.bemcom is not None
+        self.bemcom.publish_state(STATE_TRANSACTION_ID, issued)
+        return issued
+
+    def _on_raw_frame(self, cp_id: str, message: str) -> None:
+        assert self.bemcom is not None
+        self.bemcom.publish_raw(cp_id, message)
+
+    def _on_state(self, name: str, payload: bytes) -> None:
+        if name == STATE_TRANSACTION_ID:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                issued = json.loads(payload)
+                if isinstance(issued, int):
+                    self.transaction_ids.observe(issued)
+
+    # ---- charging limits --------------------------------------------
+
+    async def _apply_limits_unless_booted(self, station: Station) -> None:
+        """A station that reconnects without booting still gets its limits."""
+        try:
+            await asyncio.wait_for(station.booted.wait(), self.settings.ocpp_boot_wait)
+        except TimeoutError:
+            self._apply_limits(station)
+
+    def _apply_limits(self, station: Station) -> None:
+        for connector_id, limit in self.limits.get(station.id, {}).items():
+            if limit is not None:
+                log.info(
+                    "%s: applying the limit in force: %s W on connector %d",
+                    station.id,
+                    limit,
+                    connector_id,
+                )
+                station.spawn(self._send_limit(station, connector_id, limit))
+
+    async def _send_limit(self, station: Station, connector_id: int, limit: float | None) -> None:
+        if limit is None:
+            await station.command(
+                "ClearChargingProfile", cmd.clear_charging_profile_request(connector_id)
+            )
+        else:
+            await station.command(
+                "SetChargingProfile", cmd.set_charging_profile_request(connector_id, limit)
+            )
+
+    # ---- actuators from MQTT ----------------------------------------
+
+    def _on_actuator(self, topic: str, key: str, payload: bytes) -> None:
+        shown = payload[:200].decode("utf-8", "replace")
+        try:
+            target = cmd.parse_actuator_key(key, self.settings.ocpp_config)
+            value = cmd.parse_actuator_payload(payload)
+            if target.actuator == cmd.SEND_CHARGING_PROFILE:
+                self._set_limit(target, cmd.parse_power_limit(value))
+            elif target.actuator == cmd.TRIGGER_MESSAGE:
+                self._trigger(target, cmd.parse_trigger(value))
+        except cmd.InvalidCommand as error:
+            log.error("invalid command on %s, value %s: %s; nothing was sent", topic, shown, error)
+
+    def _station(self, cp_id: str) -> Station | None:
+        assert self.central is not None
+        return self.central.stations.get(cp_id)
+
+    def _set_limit(self, target: cmd.ActuatorKey, limit: float | None) -> None:
+        connector_id = target.connector_id or 0
+        self.limits.setdefault(target.cp_id, {})[connector_id] = limit
+        station = self._station(target.cp_id)
+        if station is None:
+            log.warning(
+                "%s: not connected; the limit (%s W on connector %d) is kept and applied "
+                "when it connects",
+                target.cp_id,
+                limit,
+                connector_id,
+            )
+            return
+        station.spawn(self._send_limit(station, connector_id, limit))
+
+    def _trigger(self, target: cmd.ActuatorKey, message: str) -> None:
+        station = self._station(target.cp_id)
+        if station is None:
+            log.warning(
+                "%s: not connected; dropped the trigger of %s, which asks for current information",
+                target.cp_id,
+                message,
+            )
+            return
+        request = cmd.trigger_message_request(message, target.connector_id)
+        station.spawn(station.command("TriggerMessage", request))

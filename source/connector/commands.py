@@ -1,0 +1,171 @@
+"""Pure: actuator messages from MQTT -> validated OCPP requests, or why not.
+
+Nothing here does I/O. Every function either returns something safe to send
+to a station or raises InvalidCommand with a reason a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.datapoints import SEP, tidy_number
+
+SEND_CHARGING_PROFILE = "execute_send_charging_profile"
+TRIGGER_MESSAGE = "execute_trigger_message"
+
+TRIGGER_MESSAGES: tuple[str, ...] = (
+    "BootNotification",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+)
+
+# Far above any real charger (a 1 MW HPC is 1e6 W); keeps nonsense out.
+MAX_POWER_W = 10_000_000
+
+# Profile ids are fixed per connector, so a new value replaces the previous
+# profile on the station (same id, purpose and stack level) instead of
+# stacking on top of it.
+PROFILE_ID_BASE = 7000
+
+
+class InvalidCommand(ValueError):
+    """The value or key cannot become an OCPP call; the message says why."""
+
+
+@dataclass(frozen=True)
+class ActuatorKey:
+    cp_id: str
+    actuator: str
+    connector_id: int | None  # None: the station-level key
+
+
+def actuator_key(cp_id: str, actuator: str, connector_id: int | None = None) -> str:
+    if connector_id is None:
+        return f"{cp_id}{SEP}{actuator}"
+    return f"{cp_id}{SEP}{actuator}{SEP}{connector_id}"
+
+
+def parse_actuator_key(key: str, enabled: tuple[str, ...]) -> ActuatorKey:
+    parts = key.split(SEP)
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise InvalidCommand(f"key {key!r} is not <cp>__<actuator>[__<connectorId>]")
+    cp_id, actuator = parts[0], parts[1]
+    if actuator not in enabled:
+        raise InvalidCommand(
+            f"key {key!r} names no actuator that is offered (offered: {', '.join(enabled)})"
+        )
+    connector_id: int | None = None
+    if len(parts) == 3:
+        if not parts[2].isdigit() or len(parts[2]) > 6:
+            raise InvalidCommand(f"key {key!r} has no valid connector id")
+        connector_id = int(parts[2])
+    return ActuatorKey(cp_id, actuator, connector_id)
+
+
+def parse_actuator_payload(payload: bytes) -> Any:
+    """The `value` of a BEMCom actuator message `{"value": ..., "timestamp": ...}`."""
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidCommand("payload is not JSON") from None
+    if not isinstance(message, dict) or "value" not in message:
+        raise InvalidCommand('payload is not an object with a "value"')
+    return message["value"]
+
+
+def parse_power_limit(value: Any) -> float | None:
+    """W as a number or numeric string; None (or "") clears the limit."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    if isinstance(value, bool):
+        raise InvalidCommand("power must be a number of W, not a boolean")
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise InvalidCommand("power must be a number of W") from None
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        raise InvalidCommand("power must be a number of W")
+    if not math.isfinite(number):
+        raise InvalidCommand("power must be a finite number of W")
+    if number < 0:
+        raise InvalidCommand("power must not be negative")
+    if number > MAX_POWER_W:
+        raise InvalidCommand(f"power must be at most {MAX_POWER_W} W")
+    # OCPP 1.6 limits are multiples of 0.1; round down so a limit is never exceeded.
+    return math.floor(number * 10 + 1e-9) / 10
+
+
+def parse_trigger(value: Any) -> str:
+    """0-5 (as number or string) or the message name itself."""
+    if isinstance(value, bool):
+        raise InvalidCommand("trigger must be 0-5 or a message name")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        index = int(value)
+        if 0 <= index < len(TRIGGER_MESSAGES):
+            return TRIGGER_MESSAGES[index]
+        raise InvalidCommand(f"trigger {value!r} is not 0-5")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() and int(text) < len(TRIGGER_MESSAGES):
+            return TRIGGER_MESSAGES[int(text)]
+        for name in TRIGGER_MESSAGES:
+            if text.lower() == name.lower():
+                return name
+    raise InvalidCommand(f"unknown trigger; allowed: 0-5 or {', '.join(TRIGGER_MESSAGES)}")
+
+
+def profile_id(connector_id: int) -> int:
+    return PROFILE_ID_BASE + connector_id
+
+
+def set_charging_profile_request(
+    connector_id: int, limit_w: float, *, stack_level: int = 0, now: datetime | None = None
+) -> dict[str, Any]:
+    """A TxDefaultProfile in W that holds until replaced or cleared.
+
+    Absolute with a start a minute in the past, so a station whose clock runs
+    slightly behind ours applies it at once.
+    """
+    start = (now or datetime.now(UTC)) - timedelta(minutes=1)
+    return {
+        "connectorId": connector_id,
+        "csChargingProfiles": {
+            "chargingProfileId": profile_id(connector_id),
+            "stackLevel": stack_level,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "startSchedule": format_time(start),
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": tidy_number(limit_w)}],
+            },
+        },
+    }
+
+
+def clear_charging_profile_request(connector_id: int) -> dict[str, Any]:
+    """Clears only the profile this connector set, leaving others' profiles alone."""
+    return {"id": profile_id(connector_id)}
+
+
+def trigger_message_request(message: str, connector_id: int | None) -> dict[str, Any]:
+    request: dict[str, Any] = {"requestedMessage": message}
+    if connector_id is not None:
+        request["connectorId"] = connector_id
+    return request
+
+
+def format_time(moment: datetime) -> str:
+    """UTC in ISO 8601 with a Z, as OCPP stations expect."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="seconds") + "Z"

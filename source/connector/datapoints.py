@@ -1,0 +1,271 @@
+"""Pure mapping: OCPP 1.6 payloads (wire names, camelCase) -> datapoints.
+
+No I/O here. Keys follow CONTRACT §3: `<cp>__<Name>[__<connectorId>][__<field>]`.
+Payloads reaching these functions have passed the OCPP 1.6 JSON schema, so
+enum fields (measurand, phase, location, unit) hold known values; the
+functions still never raise on odd content, they skip it and say why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+Scalar = str | int | float | bool | None
+
+
+class Datapoint(NamedTuple):
+    key: str
+    value: Scalar
+    timestamp: int  # ms since 1970-01-01 UTC
+
+
+class Mapped(NamedTuple):
+    datapoints: list[Datapoint]
+    problems: list[str]  # samples that were skipped, and why
+
+
+SEP = "__"
+DEFAULT_MEASURAND = "Energy.Active.Import.Register"
+DEFAULT_LOCATION = "Outlet"
+
+# unit as sent (lower case) -> (canonical unit, function to convert the value)
+_UNIT_CONVERSIONS: dict[str, tuple[str, Any]] = {
+    "wh": ("Wh", lambda v: v),
+    "kwh": ("Wh", lambda v: v * 1000),
+    "varh": ("varh", lambda v: v),
+    "kvarh": ("varh", lambda v: v * 1000),
+    "w": ("W", lambda v: v),
+    "kw": ("W", lambda v: v * 1000),
+    "var": ("var", lambda v: v),
+    "kvar": ("var", lambda v: v * 1000),
+    "va": ("VA", lambda v: v),
+    "kva": ("VA", lambda v: v * 1000),
+    "a": ("A", lambda v: v),
+    "v": ("V", lambda v: v),
+    "hz": ("Hz", lambda v: v),
+    "celsius": ("Celsius", lambda v: v),
+    "k": ("Celsius", lambda v: v - 273.15),
+    "fahrenheit": ("Celsius", lambda v: (v - 32) * 5 / 9),
+    "percent": ("Percent", lambda v: v),
+}
+
+# OCPP 1.6 says a missing unit means Wh. That is only right for energy; a
+# station that leaves the unit out of a voltage reading means volts.
+_NATURAL_UNIT: dict[str, str | None] = {
+    "Energy.Active.Export.Register": "Wh",
+    "Energy.Active.Import.Register": "Wh",
+    "Energy.Reactive.Export.Register": "varh",
+    "Energy.Reactive.Import.Register": "varh",
+    "Energy.Active.Export.Interval": "Wh",
+    "Energy.Active.Import.Interval": "Wh",
+    "Energy.Reactive.Export.Interval": "varh",
+    "Energy.Reactive.Import.Interval": "varh",
+    "Power.Active.Export": "W",
+    "Power.Active.Import": "W",
+    "Power.Offered": "W",
+    "Power.Reactive.Export": "var",
+    "Power.Reactive.Import": "var",
+    "Current.Export": "A",
+    "Current.Import": "A",
+    "Current.Offered": "A",
+    "Voltage": "V",
+    "Frequency": "Hz",
+    "Temperature": "Celsius",
+    "SoC": "Percent",
+    # Dimensionless: their keys carry no unit.
+    "Power.Factor": None,
+    "RPM": None,
+}
+
+
+def parse_timestamp(text: Any) -> int | None:
+    """ISO 8601 -> ms since epoch; None when missing or unparseable.
+
+    A timestamp without a zone is taken as UTC, which is what OCPP requires.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def parse_number(text: Any) -> int | float | None:
+    """A sampled value string -> int or float; None when not a finite number."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int | float):
+        number: float = float(text)
+    elif isinstance(text, str):
+        try:
+            number = float(text.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if not math.isfinite(number):
+        return None
+    return tidy_number(number)
+
+
+def tidy_number(number: float) -> int | float:
+    # Scaling 12.345 kWh by 1000 gives 12345.000000000002; round the float
+    # noise away and keep integers as integers.
+    rounded = round(number, 6)
+    if rounded == int(rounded) and abs(rounded) < 2**53:
+        return int(rounded)
+    return rounded
+
+
+def _key(*parts: Any) -> str:
+    return SEP.join(str(p) for p in parts)
+
+
+def fields_to_datapoints(
+    prefix: str, payload: Mapping[str, Any], timestamp: int, skip: Iterable[str] = ()
+) -> list[Datapoint]:
+    """One datapoint per scalar field: `<prefix>__<field>`."""
+    skipped = set(skip)
+    return [
+        Datapoint(_key(prefix, name), value, timestamp)
+        for name, value in payload.items()
+        if name not in skipped and _is_scalar(value)
+    ]
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
+def boot_notification(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
+    return fields_to_datapoints(_key(cp_id, "BootNotification"), payload, now)
+
+
+def heartbeat(cp_id: str, now: int) -> list[Datapoint]:
+    return [Datapoint(_key(cp_id, "Heartbeat"), now, now)]
+
+
+def connected(cp_id: str, is_connected: bool, now: int) -> list[Datapoint]:
+    return [Datapoint(_key(cp_id, "connected"), is_connected, now)]
+
+
+def status_notification(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
+    prefix = _key(cp_id, "StatusNotification", payload["connectorId"])
+    return fields_to_datapoints(prefix, payload, now, skip=("connectorId",))
+
+
+def authorize(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
+    return [Datapoint(_key(cp_id, "Authorize", "idTag"), payload["idTag"], now)]
+
+
+def data_transfer(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
+    return fields_to_datapoints(_key(cp_id, "DataTransfer"), payload, now)
+
+
+def status_only(cp_id: str, action: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
+    """DiagnosticsStatusNotification and FirmwareStatusNotification."""
+    return [Datapoint(_key(cp_id, action, "status"), payload["status"], now)]
+
+
+def command_status(cp_id: str, command: str, status: str, now: int) -> list[Datapoint]:
+    return [Datapoint(_key(cp_id, command, "status"), status, now)]
+
+
+def start_transaction(
+    cp_id: str, payload: Mapping[str, Any], transaction_id: int, now: int
+) -> list[Datapoint]:
+    prefix = _key(cp_id, "StartTransaction", payload["connectorId"])
+    points = fields_to_datapoints(prefix, payload, now, skip=("connectorId",))
+    points.append(Datapoint(_key(prefix, "transactionId"), transaction_id, now))
+    return points
+
+
+def stop_transaction(cp_id: str, connector_id: int, payload: Mapping[str, Any], now: int) -> Mapped:
+    prefix = _key(cp_id, "StopTransaction", connector_id)
+    points = fields_to_datapoints(prefix, payload, now, skip=("transactionData",))
+    mapped = meter_values(
+        cp_id, connector_id, payload.get("transactionData") or [], now, payload["transactionId"]
+    )
+    return Mapped(points + mapped.datapoints, mapped.problems)
+
+
+def sampled_value_key(cp_id: str, connector_id: int, sampled: Mapping[str, Any]) -> str | None:
+    """The key of one sampled value, or None when its unit is unknown."""
+    measurand = sampled.get("measurand") or DEFAULT_MEASURAND
+    unit = _canonical_unit(measurand, sampled.get("unit"))
+    if unit is False:
+        return None
+    parts: list[Any] = [cp_id, "MeterValues", connector_id, measurand]
+    if sampled.get("phase"):
+        parts.append(sampled["phase"])
+    location = sampled.get("location") or DEFAULT_LOCATION
+    if location != DEFAULT_LOCATION:
+        parts.append(location)
+    if unit:
+        parts.append(unit)
+    return _key(*parts)
+
+
+def _canonical_unit(measurand: str, unit: Any) -> str | bool | None:
+    """Canonical unit name; None for dimensionless; False when unknown."""
+    if unit is None or unit == "":
+        return _NATURAL_UNIT.get(measurand, "Wh")
+    if not isinstance(unit, str):
+        return False
+    conversion = _UNIT_CONVERSIONS.get(unit.lower())
+    return conversion[0] if conversion else False
+
+
+def convert_value(measurand: str, unit: Any, value: float) -> int | float:
+    if unit is None or unit == "":
+        return tidy_number(value)
+    _, convert = _UNIT_CONVERSIONS[str(unit).lower()]
+    return tidy_number(convert(value))
+
+
+def meter_values(
+    cp_id: str,
+    connector_id: int,
+    meter_value: list[Mapping[str, Any]],
+    now: int,
+    transaction_id: int | None = None,
+) -> Mapped:
+    """Every sampled value of every entry, in time order, unit-normalised.
+
+    Each value carries its entry's own timestamp, or `now` when that is
+    missing or cannot be parsed.
+    """
+    points: list[Datapoint] = []
+    problems: list[str] = []
+    stamped = [(parse_timestamp(entry.get("timestamp")) or now, entry) for entry in meter_value]
+    # sorted() is stable: entries with equal times keep the station's order.
+    for timestamp, entry in sorted(stamped, key=lambda pair: pair[0]):
+        for sampled in entry.get("sampledValue") or []:
+            key = sampled_value_key(cp_id, connector_id, sampled)
+            if key is None:
+                problems.append(f"unknown unit {sampled.get('unit')!r}")
+                continue
+            number = parse_number(sampled.get("value"))
+            if number is None:
+                problems.append(f"{key}: value {sampled.get('value')!r} is not a number")
+                continue
+            measurand = sampled.get("measurand") or DEFAULT_MEASURAND
+            points.append(
+                Datapoint(key, convert_value(measurand, sampled.get("unit"), number), timestamp)
+            )
+    if transaction_id is not None:
+        points.append(
+            Datapoint(
+                _key(cp_id, "MeterValues", connector_id, "transactionId"), transaction_id, now
+            )
+        )
+    return Mapped(points, problems)

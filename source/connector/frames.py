@@ -1,0 +1,119 @@
+"""Pure OCPP-J framing: a received text frame -> a message, or a reason to refuse it.
+
+This replaces `ocpp.messages.unpack` on the receiving side, because ocpp 2.1.0
+lets bad frames escape as exceptions that end `ChargePoint.start()`:
+- deeply nested JSON (`"[" * 5000`) raises RecursionError, not JSONDecodeError;
+- a non-string action (`[2,"x",["Heartbeat"],{}]`) raises TypeError on lookup;
+- frames with a message id but a broken shape get no CALLERROR at all.
+Here every such frame becomes a FrameError, which carries the message id
+when one can be recovered, so the station gets a CALLERROR where it can.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ocpp.messages import Call, CallError, CallResult
+
+# OCPP 1.6 error codes (the 1.6 spelling: FormationViolation).
+FORMATION_VIOLATION = "FormationViolation"
+PROTOCOL_ERROR = "ProtocolError"
+PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
+TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
+NOT_SUPPORTED = "NotSupported"
+NOT_IMPLEMENTED = "NotImplemented"
+INTERNAL_ERROR = "InternalError"
+GENERIC_ERROR = "GenericError"
+
+# The ocpp library raises some errors under their OCPP 2.0 names.
+OCPP16_CODES: dict[str, str] = {
+    "FormatViolation": FORMATION_VIOLATION,
+    "OccurrenceConstraintViolation": OCCURENCE_CONSTRAINT_VIOLATION,
+}
+
+MAX_ID_LENGTH = 36  # OCPP-J: the message id is a string of at most 36 characters
+
+# Salvages the id from a frame that is not valid JSON, e.g. one cut short.
+_ID_IN_BROKEN_FRAME = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+
+
+@dataclass(frozen=True)
+class FrameError:
+    unique_id: str | None  # None: no id to answer to
+    code: str
+    description: str
+
+
+Message = Call | CallResult | CallError
+
+
+def ocpp16_code(code: str) -> str:
+    return OCPP16_CODES.get(code, code)
+
+
+def parse_frame(raw: str | bytes) -> Message | FrameError:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return FrameError(None, FORMATION_VIOLATION, "frame is not UTF-8 text")
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        match = _ID_IN_BROKEN_FRAME.match(raw)
+        unique_id = match.group(1) if match else None
+        return FrameError(unique_id, FORMATION_VIOLATION, "frame is not valid JSON")
+    if not isinstance(frame, list) or not frame:
+        return FrameError(None, FORMATION_VIOLATION, "frame is not a non-empty JSON array")
+    unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
+    if unique_id is None:
+        return FrameError(None, FORMATION_VIOLATION, "frame has no string message id")
+    message_type = frame[0]
+    if message_type == 2 and type(message_type) is int:
+        return _call(frame, unique_id)
+    if message_type == 3 and type(message_type) is int:
+        if len(frame) != 3:
+            return FrameError(None, FORMATION_VIOLATION, "CALLRESULT must have 3 elements")
+        return CallResult(unique_id, frame[2])
+    if message_type == 4 and type(message_type) is int:
+        return _call_error(frame, unique_id)
+    # An unknown message type may still be a call from the station's point of
+    # view; answer it so the station does not wait for a timeout.
+    return FrameError(unique_id, PROTOCOL_ERROR, f"unknown message type {message_type!r}")
+
+
+def _call(frame: list[Any], unique_id: str) -> Call | FrameError:
+    if len(frame) != 4:
+        return FrameError(unique_id, FORMATION_VIOLATION, "CALL must have 4 elements")
+    if len(unique_id) > MAX_ID_LENGTH or not unique_id:
+        return FrameError(unique_id, FORMATION_VIOLATION, "message id must be 1 to 36 characters")
+    action, payload = frame[2], frame[3]
+    if not isinstance(action, str):
+        return FrameError(unique_id, FORMATION_VIOLATION, "action must be a string")
+    if not isinstance(payload, dict):
+        return FrameError(unique_id, FORMATION_VIOLATION, "payload must be a JSON object")
+    return Call(unique_id, action, payload)
+
+
+def _call_error(frame: list[Any], unique_id: str) -> CallError | FrameError:
+    if len(frame) < 4 or not isinstance(frame[2], str):
+        return FrameError(None, FORMATION_VIOLATION, "CALLERROR must carry an error code")
+    description = frame[3] if isinstance(frame[3], str) else ""
+    details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
+    return CallError(unique_id, frame[2], description, details)
+
+
+def call_error_json(unique_id: str, code: str, description: str) -> str:
+    return json.dumps([4, unique_id, code, description, {}], separators=(",", ":"))
+
+
+def call_result_json(unique_id: str, payload: dict[str, Any]) -> str:
+    return json.dumps([3, unique_id, payload], separators=(",", ":"))
+
+
+def call_json(unique_id: str, action: str, payload: dict[str, Any]) -> str:
+    return json.dumps([2, unique_id, action, payload], separators=(",", ":"))

@@ -1,0 +1,381 @@
+"""One connected charging station: OCPP handlers in, commands out.
+
+Built on `ocpp.v16.ChargePoint` for its declarative `@on` routing and the
+OCPP 1.6 JSON schemas. The receive path is our own, in the open, because
+ocpp 2.1.0's `start()`/`route_message()` has faults users would feel:
+- a bad frame or a handler returning None ends `start()`, and with it the
+  station's connection (see frames.py for the frames);
+- schema errors are answered as `FormatViolation`, the OCPP 2.0 spelling;
+  OCPP 1.6 requires `FormationViolation`;
+- calls are handled inline in the receive loop, so `await self.call()` in an
+  `@on` handler waits for a response that loop can no longer read, until the
+  response timeout.
+Here a reader task only reads frames: responses resolve waiting calls at once,
+and incoming calls go to a worker task that handles them one by one, in order.
+
+Our handlers take the validated wire payload (camelCase, as sent) rather than
+the library's snake_case keyword arguments: datapoint keys use the wire names,
+and the library's case conversion does not round-trip every name (`SoC`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import ocpp.messages
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallError, CallResult, validate_payload
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint
+from ocpp.v16.enums import Action
+from websockets.exceptions import ConnectionClosed
+
+from connector import datapoints as dp
+from connector.commands import format_time
+from connector.frames import (
+    FORMATION_VIOLATION,
+    INTERNAL_ERROR,
+    NOT_IMPLEMENTED,
+    NOT_SUPPORTED,
+    FrameError,
+    call_error_json,
+    call_json,
+    call_result_json,
+    ocpp16_code,
+    parse_frame,
+)
+
+log = logging.getLogger(__name__)
+
+# Validate in the event loop: payloads are small, and a thread hop per frame
+# costs more than the validation itself.
+ocpp.messages.ASYNC_VALIDATION = False
+
+# Incoming calls waiting for the worker. When full, the reader stops reading,
+# and the WebSocket's flow control slows the station down.
+INCOMING_QUEUE_SIZE = 64
+# Transactions remembered per station, so a station that never stops its
+# sessions cannot grow memory without bound.
+MAX_TRACKED_TRANSACTIONS = 64
+
+_ACTIONS = {a.value for a in Action}
+
+
+TIMEOUT = "Timeout"
+DISCONNECTED = "Disconnected"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class CallFailed(Exception):
+    """An outbound call did not get a CALLRESULT; `status` says how it ended."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StationHooks:
+    """What a station needs from the rest of the connector, injected."""
+
+    publish: Callable[[list[dp.Datapoint]], None]
+    next_transaction_id: Callable[[], int]
+    heartbeat_interval: int
+    response_timeout: float
+    on_raw_frame: Callable[[str, str], None] | None = None
+    on_boot: Callable[[Station], None] | None = None
+    on_connector: Callable[[Station, int], None] | None = None
+
+
+class Station(ChargePoint):
+    def __init__(self, cp_id: str, connection: Any, hooks: StationHooks) -> None:
+        super().__init__(cp_id, connection, response_timeout=hooks.response_timeout)
+        self.hooks = hooks
+        self.booted = asyncio.Event()
+        self.connectors: set[int] = set()
+        # transactionId -> connectorId
+        self.transactions: dict[int, int] = {}
+        self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
+        self._incoming: asyncio.Queue[Call] = asyncio.Queue(INCOMING_QUEUE_SIZE)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- receive path -------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve the connection until it closes. Never raises for bad input."""
+        worker = asyncio.create_task(self._work(), name=f"{self.id}-worker")
+        try:
+            async for raw in self._connection:
+                await self._on_frame(raw)
+        except ConnectionClosed as closed:
+            log.info("%s: connection closed (%s)", self.id, closed)
+        finally:
+            worker.cancel()
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(CallFailed(DISCONNECTED, "the station disconnected"))
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _on_frame(self, raw: str | bytes) -> None:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        if self.hooks.on_raw_frame is not None:
+            self.hooks.on_raw_frame(self.id, text)
+        message = parse_frame(raw)
+        if isinstance(message, FrameError):
+            log.warning("%s: refused a frame: %s", self.id, message.description)
+            if message.unique_id is not None:
+                await self._send(
+                    call_error_json(message.unique_id, message.code, message.description)
+                )
+            return
+        if isinstance(message, Call):
+            await self._incoming.put(message)
+            return
+        future = self._pending.get(message.unique_id)
+        if future is None or future.done():
+            log.warning(
+                "%s: ignored a response to no pending call (%s)", self.id, message.unique_id
+            )
+            return
+        future.set_result(message)
+
+    async def _work(self) -> None:
+        while True:
+            call = await self._incoming.get()
+            try:
+                response = await self._handle(call)
+            except Exception:  # a bug of ours must not end the station's session
+                log.exception("%s: failed to handle %s", self.id, call.action)
+                response = call_error_json(call.unique_id, INTERNAL_ERROR, "internal error")
+            await self._send(response)
+
+    async def _handle(self, call: Call) -> str:
+        handlers = self.route_map.get(call.action)
+        if handlers is None or "_on_action" not in handlers:
+            code = NOT_IMPLEMENTED if call.action in _ACTIONS else NOT_SUPPORTED
+            log.warning("%s: answered %s to action %r", self.id, code, call.action[:64])
+            return call_error_json(call.unique_id, code, f"{call.action[:64]} is not supported")
+        try:
+            await validate_payload(call, "1.6")
+        except OCPPError as error:
+            code = ocpp16_code(error.code)
+            log.warning("%s: invalid %s: %s", self.id, call.action, error.details.get("cause", ""))
+            return call_error_json(call.unique_id, code, str(error.details.get("cause", ""))[:200])
+        except RecursionError:
+            return call_error_json(call.unique_id, FORMATION_VIOLATION, "payload nested too deeply")
+
+        response = handlers["_on_action"](call.payload)
+        if not isinstance(response, dict):
+            log.error("%s: handler for %s returned no payload", self.id, call.action)
+            return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload")
+        result = call.create_call_result(response)
+        await validate_payload(result, "1.6")
+
+        after = handlers.get("_after_action")
+        if after is not None:
+            self._spawn(after(call.payload))
+        return call_result_json(call.unique_id, response)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        # Keep a reference: asyncio only holds weak references to tasks.
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run work tied to this connection; it is cancelled when it closes."""
+        self._spawn(coroutine)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._connection.close(code, reason)
+
+    async def _send(self, message: str) -> None:
+        try:
+            await self._connection.send(message)
+        except Exception as error:  # the connection closed under us
+            log.debug("%s: could not send: %s", self.id, error)
+
+    # ---- send path ----------------------------------------------------
+
+    async def call_action(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one CALL and return the CALLRESULT payload.
+
+        One call is outstanding per station at a time (OCPP-J); later callers
+        wait their turn in arrival order. Raises CallFailed on a CALLERROR,
+        a timeout or an answer that breaks the schema.
+        """
+        unique_id = str(uuid.uuid4())
+        request = Call(unique_id, action, payload)
+        await validate_payload(request, "1.6")
+        async with self._call_lock:
+            future: asyncio.Future[CallResult | CallError] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._pending[unique_id] = future
+            try:
+                await self._connection.send(call_json(unique_id, action, payload))
+                answer = await asyncio.wait_for(future, self._response_timeout)
+            except TimeoutError:
+                raise CallFailed(TIMEOUT, f"no answer within {self._response_timeout} s") from None
+            except ConnectionClosed:
+                raise CallFailed(DISCONNECTED, "the station disconnected") from None
+            finally:
+                del self._pending[unique_id]
+        if isinstance(answer, CallError):
+            raise CallFailed(f"CallError:{answer.error_code}", answer.error_description)
+        answer.action = action
+        try:
+            await validate_payload(answer, "1.6")
+        except OCPPError as error:
+            raise CallFailed("InvalidResponse", str(error.details.get("cause", ""))) from None
+        return answer.payload
+
+    async def command(self, action: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Call, then publish `<cp>__<action>__status` and log the outcome."""
+        try:
+            answer = await self.call_action(action, payload)
+            status = str(answer.get("status", "Accepted"))
+        except CallFailed as failure:
+            answer, status = {}, failure.status
+            log.warning("%s: %s ended in %s: %s", self.id, action, status, failure)
+            if status == DISCONNECTED:
+                # Not the station's answer; limits in force are sent again on reconnect.
+                return status, answer
+        else:
+            level = logging.INFO if status == "Accepted" else logging.WARNING
+            log.log(level, "%s: %s answered %s", self.id, action, status)
+        self.hooks.publish(dp.command_status(self.id, action, status, now_ms()))
+        return status, answer
+
+    # ---- handlers: wire payload in, wire payload out ------------------
+
+    @on(Action.boot_notification)
+    def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.boot_notification(self.id, payload, now_ms()))
+        log.info(
+            "%s: boot accepted (%s %s)",
+            self.id,
+            payload.get("chargePointVendor"),
+            payload.get("chargePointModel"),
+        )
+        return {
+            "status": "Accepted",
+            "currentTime": format_time(datetime.now(UTC)),
+            "interval": self.hooks.heartbeat_interval,
+        }
+
+    @after(Action.boot_notification)
+    async def after_boot_notification(self, payload: dict[str, Any]) -> None:
+        self.booted.set()
+        if self.hooks.on_boot is not None:
+            self.hooks.on_boot(self)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.heartbeat(self.id, now_ms()))
+        return {"currentTime": format_time(datetime.now(UTC))}
+
+    @on(Action.status_notification)
+    def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector_id = payload["connectorId"]
+        if connector_id not in self.connectors:
+            self.connectors.add(connector_id)
+            if self.hooks.on_connector is not None:
+                self.hooks.on_connector(self, connector_id)
+        self.hooks.publish(dp.status_notification(self.id, payload, now_ms()))
+        return {}
+
+    @on(Action.meter_values)
+    def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector_id = payload["connectorId"]
+        transaction_id = payload.get("transactionId")
+        if transaction_id is not None:
+            self._track_transaction(transaction_id, connector_id)
+        mapped = dp.meter_values(
+            self.id, connector_id, payload["meterValue"], now_ms(), transaction_id
+        )
+        self._publish_mapped(mapped)
+        return {}
+
+    @on(Action.start_transaction)
+    def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        transaction_id = self.hooks.next_transaction_id()
+        self._track_transaction(transaction_id, payload["connectorId"])
+        self.hooks.publish(dp.start_transaction(self.id, payload, transaction_id, now_ms()))
+        log.info(
+            "%s: transaction %d started on connector %d",
+            self.id,
+            transaction_id,
+            payload["connectorId"],
+        )
+        return {"transactionId": transaction_id, "idTagInfo": {"status": "Accepted"}}
+
+    @on(Action.stop_transaction)
+    def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        transaction_id = payload["transactionId"]
+        connector_id = self.transactions.pop(transaction_id, None)
+        if connector_id is None:
+            log.warning(
+                "%s: stop of unknown transaction %s; published under connector 0",
+                self.id,
+                transaction_id,
+            )
+            connector_id = 0
+        self._publish_mapped(dp.stop_transaction(self.id, connector_id, payload, now_ms()))
+        response: dict[str, Any] = {}
+        if payload.get("idTag"):
+            response["idTagInfo"] = {"status": "Accepted"}
+        return response
+
+    @on(Action.authorize)
+    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.authorize(self.id, payload, now_ms()))
+        return {"idTagInfo": {"status": "Accepted"}}
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.data_transfer(self.id, payload, now_ms()))
+        return {"status": "Accepted"}
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(
+            dp.status_only(self.id, "DiagnosticsStatusNotification", payload, now_ms())
+        )
+        return {}
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.status_only(self.id, "FirmwareStatusNotification", payload, now_ms()))
+        return {}
+
+    # ---- helpers ------------------------------------------------------
+
+    def _track_transaction(self, transaction_id: int, connector_id: int) -> None:
+        self.transactions.pop(transaction_id, None)
+        self.transactions[transaction_id] = connector_id
+        while len(self.transactions) > MAX_TRACKED_TRANSACTIONS:
+            del self.transactions[next(iter(self.transactions))]
+
+    def active_transaction(self, connector_id: int) -> int | None:
+        """The newest transaction known on the connector, if any."""
+        for transaction_id, connector in reversed(self.transactions.items()):
+            if connector == connector_id:
+                return transaction_id
+        return None
+
+    def _publish_mapped(self, mapped: dp.Mapped) -> None:
+        for problem in mapped.problems:
+            log.warning("%s: skipped a sampled value: %s", self.id, problem)
+        self.hooks.publish(mapped.datapoints)

@@ -1,0 +1,41 @@
+"""Transaction ids unique across stations and restarts, within a signed int32.
+
+Two sources make an id safe after a restart, even without a volume:
+- the clock: ids never fall below the seconds since 2020, so a restarted
+  connector starts above anything it issued at up to one id per second;
+- the last id issued, kept retained on the broker and handed to `observe`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+EPOCH_2020 = 1_577_836_800
+INT32_MAX = 2**31 - 1
+
+
+class TransactionIds:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._last = self._clock_floor()
+
+    def _clock_floor(self) -> int:
+        return int(self._clock()) - EPOCH_2020
+
+    def observe(self, issued: int) -> None:
+        """Raise the floor to an id issued earlier (e.g. by a previous run)."""
+        if 0 < issued <= INT32_MAX:
+            self._last = max(self._last, issued)
+
+    @property
+    def last(self) -> int:
+        return self._last
+
+    def next(self) -> int:
+        candidate = max(self._last + 1, self._clock_floor())
+        if candidate > INT32_MAX:
+            # Reached only after 2088, or after two billion sessions.
+            raise OverflowError("transaction ids exhausted the int32 range")
+        self._last = candidate
+        return candidate
