@@ -100,9 +100,10 @@ def _call(frame: list[Any], unique_id: str) -> Call | FrameError:
 
 
 def _call_error(frame: list[Any], unique_id: str) -> CallError | FrameError:
-    if len(frame) < 4 or not isinstance(frame[2], str):
+    if len(frame) < 3 or not isinstance(frame[2], str):
         return FrameError(None, FORMATION_VIOLATION, "CALLERROR must carry an error code")
-    description = frame[3] if isinstance(frame[3], str) else ""
+    # Lenient about the rest: a station's error answer is still an answer.
+    description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
     details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
     return CallError(unique_id, frame[2], description, details)
 

@@ -21,6 +21,7 @@ and the library's case conversion does not round-trip every name (`SoC`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import uuid
@@ -176,6 +177,10 @@ class Station(ChargePoint):
             return call_error_json(call.unique_id, FORMATION_VIOLATION, "payload nested too deeply")
 
         response = handlers["_on_action"](call.payload)
+        if inspect.isawaitable(response):
+            # Safe even when the handler awaits call_action(): the reader task
+            # keeps reading, so the station's answer gets through.
+            response = await response
         if not isinstance(response, dict):
             log.error("%s: handler for %s returned no payload", self.id, call.action)
             return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload")

@@ -1,0 +1,149 @@
+"""Pure tests of actuator validation and the OCPP requests built from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from connector import commands as cmd
+
+ENABLED = (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (
+            "CP_1__execute_send_charging_profile",
+            cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, None),
+        ),
+        (
+            "CP_1__execute_send_charging_profile__2",
+            cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, 2),
+        ),
+        ("CP 1__execute_trigger_message__0", cmd.ActuatorKey("CP 1", cmd.TRIGGER_MESSAGE, 0)),
+    ],
+)
+def test_actuator_keys(key: str, expected: cmd.ActuatorKey) -> None:
+    assert cmd.parse_actuator_key(key, ENABLED) == expected
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "CP_1__execute_reset",
+        "CP_1__execute_send_charging_profile__x",
+        "CP_1__execute_send_charging_profile__-1",
+        "CP_1__execute_send_charging_profile__1__2",
+        "CP_1",
+        "__execute_trigger_message",
+    ],
+)
+def test_bad_actuator_keys(key: str) -> None:
+    with pytest.raises(cmd.InvalidCommand):
+        cmd.parse_actuator_key(key, ENABLED)
+
+
+def test_actuator_not_offered() -> None:
+    with pytest.raises(cmd.InvalidCommand, match="offered"):
+        cmd.parse_actuator_key("CP_1__execute_trigger_message", (cmd.SEND_CHARGING_PROFILE,))
+
+
+@pytest.mark.parametrize(
+    ("payload", "value"),
+    [
+        (b'{"value": 11000, "timestamp": 1}', 11000),
+        (b'{"value": "11000"}', "11000"),
+        (b'{"value": null}', None),
+    ],
+)
+def test_payloads(payload: bytes, value: object) -> None:
+    assert cmd.parse_actuator_payload(payload) == value
+
+
+@pytest.mark.parametrize(
+    "payload", [b"11000", b"not json", b'{"timestamp": 1}', b"\xff", b"[" * 5000, b"[]"]
+)
+def test_bad_payloads(payload: bytes) -> None:
+    with pytest.raises(cmd.InvalidCommand):
+        cmd.parse_actuator_payload(payload)
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [
+        (11000, 11000),
+        ("11000", 11000),
+        (" 3700.55 ", 3700.5),
+        (0, 0),
+        ("0", 0),
+        (1.99, 1.9),
+        (None, None),
+        ("", None),
+        ("  ", None),
+    ],
+)
+def test_power_limits(value: object, limit: float | None) -> None:
+    assert cmd.parse_power_limit(value) == limit
+
+
+@pytest.mark.parametrize("value", [-1, "-5", "abc", True, [1], {"a": 1}, float("nan"), "inf", 1e12])
+def test_bad_power_limits(value: object) -> None:
+    with pytest.raises(cmd.InvalidCommand):
+        cmd.parse_power_limit(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "BootNotification"),
+        (1, "DiagnosticsStatusNotification"),
+        (2, "FirmwareStatusNotification"),
+        (3, "Heartbeat"),
+        (4, "MeterValues"),
+        ("4", "MeterValues"),
+        (4.0, "MeterValues"),
+        (5, "StatusNotification"),
+        ("MeterValues", "MeterValues"),
+        ("metervalues", "MeterValues"),
+    ],
+)
+def test_triggers(value: object, message: str) -> None:
+    assert cmd.parse_trigger(value) == message
+
+
+@pytest.mark.parametrize("value", [6, -1, "6", "Reset", None, True, 4.5, ""])
+def test_bad_triggers(value: object) -> None:
+    with pytest.raises(cmd.InvalidCommand):
+        cmd.parse_trigger(value)
+
+
+def test_set_charging_profile_request() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    request = cmd.set_charging_profile_request(1, 11000.0, now=now)
+    assert request == {
+        "connectorId": 1,
+        "csChargingProfiles": {
+            "chargingProfileId": cmd.profile_id(1),
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "startSchedule": "2026-01-01T11:59:00Z",
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000}],
+            },
+        },
+    }
+    # A new value for the same connector replaces the profile: same id.
+    assert cmd.profile_id(1) != cmd.profile_id(0)
+
+
+def test_trigger_and_clear_requests() -> None:
+    assert cmd.trigger_message_request("MeterValues", None) == {"requestedMessage": "MeterValues"}
+    assert cmd.trigger_message_request("MeterValues", 2) == {
+        "requestedMessage": "MeterValues",
+        "connectorId": 2,
+    }
+    assert cmd.clear_charging_profile_request(2) == {"id": cmd.profile_id(2)}

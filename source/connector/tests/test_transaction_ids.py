@@ -1,0 +1,41 @@
+"""Transaction ids: increasing, unique after a restart, within int32."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.transaction_ids import EPOCH_2020, INT32_MAX, TransactionIds
+
+
+def test_ids_increase_and_fit_int32() -> None:
+    ids = TransactionIds(clock=lambda: EPOCH_2020 + 1000)
+    issued = [ids.next() for _ in range(5)]
+    assert issued == [1001, 1002, 1003, 1004, 1005]
+    assert all(0 < i <= INT32_MAX for i in issued)
+
+
+def test_restart_continues_above_the_observed_id() -> None:
+    first = TransactionIds(clock=lambda: EPOCH_2020 + 1000)
+    last = [first.next() for _ in range(50)][-1]
+    restarted = TransactionIds(clock=lambda: EPOCH_2020 + 1001)  # same clock second
+    restarted.observe(last)
+    assert restarted.next() == last + 1
+
+
+def test_clock_floor_covers_a_lost_state() -> None:
+    ids = TransactionIds(clock=lambda: EPOCH_2020 + 5000)
+    ids.observe(10)  # an old value: ignored in favour of the clock
+    assert ids.next() == 5001
+
+
+@pytest.mark.parametrize("bad", [0, -5, INT32_MAX + 1])
+def test_observe_ignores_impossible_values(bad: int) -> None:
+    ids = TransactionIds(clock=lambda: EPOCH_2020 + 100)
+    ids.observe(bad)
+    assert ids.next() == 101
+
+
+def test_exhaustion_is_an_error_not_a_wrap() -> None:
+    ids = TransactionIds(clock=lambda: EPOCH_2020 + INT32_MAX)
+    with pytest.raises(OverflowError):
+        ids.next()
