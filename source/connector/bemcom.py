@@ -95,6 +95,7 @@ class Bemcom:
         self._last_values: dict[str, Datapoint] = {}
         self._available_dirty = asyncio.Event()
         self.ready = asyncio.Event()  # retained map and state have arrived
+        self._sync_sent = 0
         self.link = MqttLink(
             host, port, f"{name}-{uuid.uuid4().hex[:8]}", loop, self._connected, self._message
         )
@@ -111,17 +112,24 @@ class Bemcom:
         # Subscribing here restores every subscription after a reconnect.
         self.link.subscribe([self.topic_map, self.topic_state + "#", self._sync_topic])
         self.link.subscribe(list(self.actuator_map))
-        # Retained messages are delivered on subscribe, before anything we
-        # publish afterwards: when this comes back, the retained state is in.
-        self.link.publish(self._sync_topic, b"sync", qos=1)
+        self._send_sync()
         self._available_dirty.set()
+
+    def _send_sync(self) -> None:
+        # The broker handles our packets in order: retained messages are
+        # delivered on subscribe, before anything we publish afterwards. When
+        # the latest sync message comes back, the retained map and state are
+        # in, and the actuator topics they name are subscribed.
+        self._sync_sent += 1
+        self.link.publish(self._sync_topic, str(self._sync_sent).encode(), qos=1)
 
     def _message(self, topic: str, payload: bytes) -> None:
         try:
             if topic == self.topic_map:
                 self._apply_map(payload)
             elif topic == self._sync_topic:
-                self.ready.set()
+                if payload == str(self._sync_sent).encode():
+                    self.ready.set()
             elif topic.startswith(self.topic_state):
                 self._on_state(topic[len(self.topic_state) :], payload)
             elif topic in self.actuator_map:
@@ -144,6 +152,8 @@ class Bemcom:
         old_topics, new_topics = set(self.actuator_map), set(actuator)
         self.link.unsubscribe(sorted(old_topics - new_topics))
         self.link.subscribe(sorted(new_topics - old_topics))
+        if not self.ready.is_set():
+            self._send_sync()
         newly_mapped = [k for k, t in sensor.items() if self.sensor_map.get(k) != t]
         self.sensor_map, self.actuator_map = sensor, actuator
         # Keys mapped just now get their last known value, so BEMCom has it

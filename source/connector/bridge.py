@@ -81,6 +81,9 @@ class Bridge:
         level = logging.DEBUG if settings.debug else logging.INFO
         self._log_handler = MqttLogHandler(self.bemcom.link, self.bemcom.topic_logs, level)
         logging.getLogger().addHandler(self._log_handler)
+        # <name>/logs carries INFO and above (DEBUG with DEBUG=TRUE) of our own
+        # loggers, whatever the root logger's level.
+        logging.getLogger("connector").setLevel(level)
         self.bemcom.start()
         try:
             await asyncio.wait_for(self.bemcom.ready.wait(), READY_TIMEOUT)

@@ -241,6 +241,9 @@ async def simulated_station(
                 await asyncio.wait_for(station.send_all_status(), WAIT)
             yield station
         finally:
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                # Surfaces a crash of the simulated station in the test's output.
+                print(f"simulated station {cp_id} stopped: {reader.exception()!r}")
             reader.cancel()
 
 
