@@ -32,7 +32,7 @@ PING_TIMEOUT = 60.0
 
 def charge_point_id(path: str) -> str:
     """The last path segment, percent-decoded: `/ocpp/CP_1` -> `CP_1`."""
-    segment = urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1]
+    segment = urlsplit(path).path.rsplit("/", 1)[-1]
     return unquote(segment, errors="strict")
 
 
