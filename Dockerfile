@@ -1,0 +1,21 @@
+FROM python:3.11-slim
+
+WORKDIR /app
+COPY source/requirements.txt source/requirements.txt
+RUN pip install --no-cache-dir -r source/requirements.txt
+
+COPY pyproject.toml .env ./
+COPY source/ source/
+
+# As BEMCom's images do, the build runs the tests that need no broker
+# (the integration tests run in CI, against a real Mosquitto). Then a
+# non-root user for running.
+RUN python -m pytest -q -m "not broker" -p no:cacheprovider \
+    && find source -name __pycache__ -prune -exec rm -rf {} + \
+    && useradd --system --uid 10001 --no-create-home connector
+
+USER 10001
+
+EXPOSE 9000
+# Exec form: SIGTERM reaches the connector itself, which closes stations and exits 0.
+CMD ["python", "source/connector/main.py"]
