@@ -180,7 +180,8 @@ def main() -> None:
 
     print(f"stations: {args.stations}, seconds measured: {args.seconds:.0f}")
     print(
-        f"MeterValues sent in the window: {sent}, values received by the subscriber: {len(latencies)}"
+        f"MeterValues sent in the window: {sent}, "
+        f"values received by the subscriber: {len(latencies)}"
     )
     print(
         f"connector CPU: {cpu:.2f} s over {wall:.1f} s wall ({100 * cpu / wall:.1f}% of one core)"
