@@ -100,7 +100,8 @@ class Probe:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"probe-{name}"
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{name}-{uuid.uuid4().hex[:6]}",
         )
         self.client.on_message = self._on_message
         connected = threading.Event()

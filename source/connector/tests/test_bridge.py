@@ -408,3 +408,30 @@ def test_limit_survives_a_reboot(mosquitto: Mosquitto, probe: Probe, name: str) 
                 await eventually(lambda: station.limits == {1: 6000})
 
     run(scenario())
+
+
+def test_subscriptions_and_available_datapoints_come_back_after_a_broker_restart(
+    mosquitto: Mosquitto, probe: Probe, name: str
+) -> None:
+    async def scenario() -> None:
+        probe.map(actuators=[TRIGGER_CP])
+        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
+            async with simulated_station(bridge, "CP_1") as station:
+                await probe.wait_for(f"{name}/available_datapoints", lambda m: m["actuator"])
+                mosquitto.stop()
+                await asyncio.sleep(0.5)
+                mosquitto.start()  # no persistence: the broker forgot everything
+                after = Probe(mosquitto.port, name)
+                try:
+                    available = await after.wait_for(
+                        f"{name}/available_datapoints",
+                        lambda m: TRIGGER_CP in m["actuator"],
+                        timeout=20,
+                    )
+                    assert "CP_1__connected" in available["sensor"]
+                    after.command(after.actuator_topic(TRIGGER_CP), 4)
+                    await eventually(lambda: station.calls("TriggerMessage") != [])
+                finally:
+                    after.close()
+
+    run(scenario(), timeout=90)
