@@ -189,18 +189,15 @@ class Station(ChargePoint):
 
         after = handlers.get("_after_action")
         if after is not None:
-            self._spawn(after(call.payload))
+            self.spawn(after(call.payload))
         return call_result_json(call.unique_id, response)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run work tied to this connection; it is cancelled when it closes."""
         # Keep a reference: asyncio only holds weak references to tasks.
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run work tied to this connection; it is cancelled when it closes."""
-        self._spawn(coroutine)
 
     async def close(self, code: int, reason: str) -> None:
         await self._connection.close(code, reason)
