@@ -5,9 +5,14 @@ For trials and tests. From the command line:
     python source/connector/simulator.py ws://127.0.0.1:9000/CP_1
 
 It boots, reports the status of each connector, sends meter values
-periodically, and answers SetChargingProfile, ClearChargingProfile and
-TriggerMessage (then sends the triggered message). Switches make it answer
-Rejected, a CALLERROR, or nothing at all, per action.
+periodically, and answers SetChargingProfile, ClearChargingProfile,
+TriggerMessage (then sends the triggered message), GetConfiguration and
+ChangeConfiguration. Switches make it answer Rejected, a CALLERROR, or
+nothing at all, per action; and the quirk switches play the behaviours of
+real stations that charging control must cope with (README, "Charging
+control"). It keeps the profiles it accepted and works out the power limit
+in force from them, as OCPP 1.6 §3.13 describes, so tests can check the
+outcome rather than the messages alone.
 """
 
 from __future__ import annotations
@@ -47,6 +52,28 @@ class SimulatorOptions:
     # actions never answered, to test timeouts
     silent: set[str] = field(default_factory=set)
 
+    # ---- metering ------------------------------------------------------
+    voltage: float = 230.1
+    phases: int = 3  # phases the car draws on, reported as Current.Import L1..Ln
+    report_electrical: bool = True  # False: only energy and power, no V and A
+    energy_unit: str = "Wh"  # "kWh" scales the register as such stations do
+
+    # ---- quirks of real stations (charging control) ----------------------
+    # ChargingScheduleAllowedChargingRateUnit as reported; None: key missing.
+    rate_units: str | None = "Current,Power"
+    accepted_units: set[str] = field(default_factory=lambda: {"A", "W"})
+    # ChargeProfileMaxStackLevel, reported and enforced; None: key missing.
+    max_stack_level: int | None = 8
+    # purposes answered Rejected, e.g. {"ChargePointMaxProfile"} (EVBox)
+    rejected_purposes: set[str] = field(default_factory=set)
+    # purpose -> CALLERROR code, e.g. {"ChargePointMaxProfile": "NotSupported"}
+    purpose_call_errors: dict[str, str] = field(default_factory=dict)
+    # A TxDefaultProfile that arrives while a transaction runs is stored but
+    # leaves that transaction alone; a TxProfile is needed.
+    ignores_tx_default_in_transaction: bool = False
+    # further configuration keys reported by GetConfiguration
+    extra_config: dict[str, str] = field(default_factory=dict)
+
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -60,12 +87,36 @@ class SimulatedChargePoint(ChargePoint):
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.call_received = asyncio.Event()
         self.energy_wh = 0.0
-        # connectorId -> W of the profile in force
-        self.limits: dict[int, float] = {}
-        # chargingProfileId -> connectorId
-        self.profiles: dict[int, int] = {}
+        self.glitch_energy_once = False  # the next register reads 0, once
+        # chargingProfileId -> the accepted profile, as on the wire, plus
+        # "connectorId" and "duringTransaction" (the transaction it arrived in)
+        self.profiles: dict[int, dict[str, Any]] = {}
         self.transaction_id: int | None = None
+        self.transaction_connector: int | None = None
+        self.config: dict[str, tuple[str | None, bool]] = self._initial_config()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._wire: Any = None  # the payload of the call being handled
+
+    def _initial_config(self) -> dict[str, tuple[str | None, bool]]:
+        """key -> (value, readonly)"""
+        options = self.options
+        config: dict[str, tuple[str | None, bool]] = {
+            "HeartbeatInterval": ("300", False),
+            "NumberOfConnectors": (str(options.connectors), True),
+            "SupportedFeatureProfiles": (
+                "Core,FirmwareManagement,RemoteTrigger,SmartCharging",
+                True,
+            ),
+            "MeterValuesSampledData": ("Energy.Active.Import.Register", False),
+            "MeterValueSampleInterval": (str(int(options.meter_interval)), False),
+        }
+        if options.rate_units is not None:
+            config["ChargingScheduleAllowedChargingRateUnit"] = (options.rate_units, True)
+        if options.max_stack_level is not None:
+            config["ChargeProfileMaxStackLevel"] = (str(options.max_stack_level), True)
+        for key, value in options.extra_config.items():
+            config[key] = (value, False)
+        return config
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         # Seen before the library's routing, to record the wire payload and to
@@ -77,11 +128,15 @@ class SimulatedChargePoint(ChargePoint):
         if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
             _, unique_id, action, payload = frame
             self.received.append((action, payload))
+            self._wire = payload
             self.call_received.set()
             if action in self.options.silent:
                 return
-            if action in self.options.call_errors:
-                code = self.options.call_errors[action]
+            code = self.options.call_errors.get(action)
+            if action == "SetChargingProfile" and isinstance(payload, dict):
+                purpose = (payload.get("csChargingProfiles") or {}).get("chargingProfilePurpose")
+                code = code or self.options.purpose_call_errors.get(purpose)
+            if code is not None:
                 await self._send(json.dumps([4, unique_id, code, "simulated", {}]))
                 return
         await super().route_message(raw_msg)
@@ -122,9 +177,91 @@ class SimulatedChargePoint(ChargePoint):
         for connector_id in range(0, self.options.connectors + 1):
             await self.send_status(connector_id)
 
+    # ---- the limit in force (OCPP 1.6 §3.13) -----------------------------
+
+    def _to_w(self, profile: dict[str, Any]) -> float:
+        schedule = profile["chargingSchedule"]
+        period = schedule["chargingSchedulePeriod"][0]
+        if schedule["chargingRateUnit"] == "W":
+            return float(period["limit"])
+        phases = period.get("numberPhases", 3)
+        return float(period["limit"]) * self.options.voltage * phases
+
+    def profile(self, purpose: str, connector_id: int, **match: Any) -> dict[str, Any] | None:
+        """The profile of that purpose on that connector with the highest stack level."""
+        found = [
+            p
+            for p in self.profiles.values()
+            if p["chargingProfilePurpose"] == purpose
+            and p["connectorId"] == connector_id
+            and all(p.get(k) == v for k, v in match.items())
+        ]
+        return max(found, key=lambda p: p["stackLevel"], default=None)
+
+    def limit_w(self, connector_id: int = 1) -> float | None:
+        """The power limit in force on a connector, in W; None when there is none."""
+        tx = self.transaction_id if self.transaction_connector == connector_id else None
+        governing = None
+        if tx is not None:
+            governing = self.profile("TxProfile", connector_id, transactionId=tx)
+        if governing is None:
+            for target in (connector_id, 0):
+                governing = self.profile("TxDefaultProfile", target)
+                if (
+                    governing is not None
+                    and tx is not None
+                    and self.options.ignores_tx_default_in_transaction
+                    and governing.get("duringTransaction") == tx
+                ):
+                    governing = None  # the quirk: it waits for the next session
+                if governing is not None:
+                    break
+        limits = [self._to_w(p) for p in (governing, self.profile("ChargePointMaxProfile", 0)) if p]
+        return min(limits) if limits else None
+
     def power_w(self, connector_id: int = 1) -> float:
-        limit = self.limits.get(connector_id, self.limits.get(0, self.options.max_power_w))
-        return min(limit, self.options.max_power_w)
+        limit = self.limit_w(connector_id)
+        return self.options.max_power_w if limit is None else min(limit, self.options.max_power_w)
+
+    def forget_profiles(self) -> None:
+        """What a station that keeps no profiles across a reboot does."""
+        self.profiles.clear()
+
+    # ---- meter values -----------------------------------------------------
+
+    def _sampled_values(self, power: float) -> list[dict[str, Any]]:
+        options = self.options
+        if self.glitch_energy_once:
+            self.glitch_energy_once = False
+            energy = "0"
+        elif options.energy_unit == "kWh":
+            energy = f"{self.energy_wh / 1000:.3f}"
+        else:
+            energy = f"{self.energy_wh:.1f}"
+        values: list[dict[str, Any]] = [
+            {"value": energy, "unit": options.energy_unit},
+            {"value": f"{power:.0f}", "measurand": "Power.Active.Import", "unit": "W"},
+        ]
+        if options.report_electrical:
+            values.append(
+                {
+                    "value": f"{options.voltage}",
+                    "measurand": "Voltage",
+                    "phase": "L1-N",
+                    "unit": "V",
+                }
+            )
+            amps = power / (options.voltage * options.phases)
+            for phase in ("L1", "L2", "L3")[: options.phases]:
+                values.append(
+                    {
+                        "value": f"{amps:.1f}",
+                        "measurand": "Current.Import",
+                        "phase": phase,
+                        "unit": "A",
+                    }
+                )
+        return values
 
     async def send_meter_values(self, connector_id: int = 1, seconds: float = 1.0) -> None:
         power = self.power_w(connector_id)
@@ -133,25 +270,7 @@ class SimulatedChargePoint(ChargePoint):
             call.MeterValues(
                 connector_id=connector_id,
                 transaction_id=self.transaction_id,
-                meter_value=[
-                    {
-                        "timestamp": utc_now(),
-                        "sampledValue": [
-                            {"value": f"{self.energy_wh:.1f}", "unit": "Wh"},
-                            {
-                                "value": f"{power:.0f}",
-                                "measurand": "Power.Active.Import",
-                                "unit": "W",
-                            },
-                            {
-                                "value": "230.1",
-                                "measurand": "Voltage",
-                                "phase": "L1-N",
-                                "unit": "V",
-                            },
-                        ],
-                    }
-                ],
+                meter_value=[{"timestamp": utc_now(), "sampledValue": self._sampled_values(power)}],
             )
         )
 
@@ -165,6 +284,7 @@ class SimulatedChargePoint(ChargePoint):
             )
         )
         self.transaction_id = response.transaction_id
+        self.transaction_connector = connector_id
         return response.transaction_id
 
     async def stop_transaction(self, reason: str = "Local") -> None:
@@ -177,7 +297,12 @@ class SimulatedChargePoint(ChargePoint):
                 reason=reason,
             )
         )
+        # A TxProfile ends with its transaction.
+        for profile_id, profile in list(self.profiles.items()):
+            if profile.get("transactionId") == self.transaction_id:
+                del self.profiles[profile_id]
         self.transaction_id = None
+        self.transaction_connector = None
 
     async def run_meter_loop(self) -> None:
         while self.options.meter_interval > 0:
@@ -188,27 +313,68 @@ class SimulatedChargePoint(ChargePoint):
     # ---- central-system-initiated calls ------------------------------
 
     @on(Action.set_charging_profile)
-    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict, **_: Any):
-        status = self._status(Action.set_charging_profile)
+    def on_set_charging_profile(self, **_: Any):
+        if self._status(Action.set_charging_profile) != "Accepted":
+            return call_result.SetChargingProfile(status=self._status(Action.set_charging_profile))
+        connector_id = self._wire["connectorId"]
+        profile = dict(self._wire["csChargingProfiles"])
+        purpose = profile["chargingProfilePurpose"]
+        status = self._check_profile(connector_id, profile)
         if status == "Accepted":
-            periods = cs_charging_profiles["charging_schedule"]["charging_schedule_period"]
-            self.limits[connector_id] = float(periods[0]["limit"])
-            self.profiles[cs_charging_profiles["charging_profile_id"]] = connector_id
+            profile["connectorId"] = connector_id
+            if purpose == "TxDefaultProfile" and self.transaction_id is not None:
+                profile["duringTransaction"] = self.transaction_id
+            # Same id, or same purpose and stack level on the connector: replaced.
+            for old_id, old in list(self.profiles.items()):
+                if old_id == profile["chargingProfileId"] or (
+                    old["chargingProfilePurpose"] == purpose
+                    and old["stackLevel"] == profile["stackLevel"]
+                    and old["connectorId"] == connector_id
+                ):
+                    del self.profiles[old_id]
+            self.profiles[profile["chargingProfileId"]] = profile
         return call_result.SetChargingProfile(status=status)
 
+    def _check_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
+        options = self.options
+        purpose = profile["chargingProfilePurpose"]
+        if purpose in options.rejected_purposes:
+            return "Rejected"
+        if profile["chargingSchedule"]["chargingRateUnit"] not in options.accepted_units:
+            return "Rejected"
+        if options.max_stack_level is not None and profile["stackLevel"] > options.max_stack_level:
+            return "Rejected"
+        if purpose == "ChargePointMaxProfile" and connector_id != 0:
+            return "Rejected"
+        if purpose == "TxProfile" and (
+            profile.get("transactionId") is None
+            or profile.get("transactionId") != self.transaction_id
+            or connector_id != self.transaction_connector
+        ):
+            return "Rejected"  # OCPP 1.6: a TxProfile needs the running transaction
+        return "Accepted"
+
     @on(Action.clear_charging_profile)
-    def on_clear_charging_profile(
-        self, id: int | None = None, connector_id: int | None = None, **_: Any
-    ):
-        if id is not None:
-            connector_id = self.profiles.pop(id, None)
-            if connector_id is None:
-                return call_result.ClearChargingProfile(status="Unknown")
-        if connector_id is None:
-            self.limits.clear()
-        else:
-            self.limits.pop(connector_id, None)
-        return call_result.ClearChargingProfile(status=self._status(Action.clear_charging_profile))
+    def on_clear_charging_profile(self, **_: Any):
+        request = self._wire
+        matches = [
+            profile_id
+            for profile_id, profile in self.profiles.items()
+            if ("id" not in request or request["id"] == profile_id)
+            and ("connectorId" not in request or request["connectorId"] == profile["connectorId"])
+            and (
+                "chargingProfilePurpose" not in request
+                or request["chargingProfilePurpose"] == profile["chargingProfilePurpose"]
+            )
+            and ("stackLevel" not in request or request["stackLevel"] == profile["stackLevel"])
+        ]
+        if not matches:
+            return call_result.ClearChargingProfile(status="Unknown")
+        status = self._status(Action.clear_charging_profile)
+        if status == "Accepted":
+            for profile_id in matches:
+                del self.profiles[profile_id]
+        return call_result.ClearChargingProfile(status=status)
 
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, **_: Any):
@@ -239,8 +405,26 @@ class SimulatedChargePoint(ChargePoint):
         self._spawn(senders[requested_message]())
 
     @on(Action.get_configuration)
-    def on_get_configuration(self, **_: Any):
-        return call_result.GetConfiguration(configuration_key=[], unknown_key=[])
+    def on_get_configuration(self, key: list[str] | None = None, **_: Any):
+        names = list(self.config) if not key else key
+        known = [
+            {"key": name, "readonly": self.config[name][1], "value": self.config[name][0]}
+            for name in names
+            if name in self.config
+        ]
+        unknown = [name for name in names if name not in self.config]
+        return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown)
+
+    @on(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str, **_: Any):
+        if key not in self.config:
+            return call_result.ChangeConfiguration(status="NotSupported")
+        if self.config[key][1]:
+            return call_result.ChangeConfiguration(status="Rejected")
+        status = self._status(Action.change_configuration)
+        if status in ("Accepted", "RebootRequired"):
+            self.config[key] = (value, False)
+        return call_result.ChangeConfiguration(status=status)
 
 
 async def run_simulator(url: str, options: SimulatorOptions) -> None:
