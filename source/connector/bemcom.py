@@ -199,7 +199,9 @@ class Bemcom:
         self.link.publish(self.topic_raw, json.dumps(payload), qos=QOS_RAW)
 
     def publish_state(self, name: str, value: Any) -> None:
-        self.link.publish(self.topic_state + name, json.dumps(value), qos=1, retain=True)
+        """Keep `value` retained at `<name>/state/<name>`; None removes it."""
+        payload = b"" if value is None else json.dumps(value).encode()
+        self.link.publish(self.topic_state + name, payload, qos=1, retain=True)
 
     async def run_available_datapoints(self) -> None:
         """Republish available_datapoints when keys changed, at most once a second."""

@@ -1,7 +1,8 @@
 """The only module that knows both sides: stations and BEMCom's MQTT.
 
-It owns the lifecycle (start, run, graceful stop), the charging limits in
-force, and the transaction id source.
+It owns the lifecycle (start, run, graceful stop) and wires the parts:
+stations (central_system.py), their set-up (station_setup.py), charging
+limits (charging_control.py), transaction ids, and BEMCom's MQTT.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from connector import charging_profiles as cp
 from connector import commands as cmd
 from connector import datapoints as dp
 from connector.bemcom import Bemcom, MqttLogHandler
 from connector.central_system import CentralSystem
+from connector.charging_control import ChargingControl
 from connector.embedded_broker import EmbeddedBroker
+from connector.limit_store import cp_id_of
 from connector.settings import Settings
 from connector.station import Station, StationHooks, now_ms
+from connector.station_setup import StationSetup
 from connector.transaction_ids import TransactionIds
 
 log = logging.getLogger(__name__)
@@ -42,9 +47,8 @@ class Bridge:
         self.settings = settings
         self.version = version
         self.transaction_ids = TransactionIds()
-        # cp id -> connector id -> W (None: cleared). Kept for stations that
-        # are away, and sent again after a boot or a reconnect.
-        self.limits: dict[str, dict[int, float | None]] = {}
+        self.charging = ChargingControl(settings, self._publish, self._persist)
+        self.setup = StationSetup(settings, self.charging, self._publish)
         self.broker: EmbeddedBroker | None = None
         self.bemcom: Bemcom | None = None
         self.central: CentralSystem | None = None
@@ -154,8 +158,9 @@ class Bridge:
             heartbeat_interval=self.settings.ocpp_heartbeat_interval,
             response_timeout=self.settings.ocpp_response_timeout,
             on_raw_frame=self._on_raw_frame if self.settings.send_raw_message_to_db else None,
-            on_boot=self._apply_limits,
+            on_boot=self.setup.booted,
             on_connector=self._offer_connector_actuators,
+            energy_monotonic=self.settings.ocpp_energy_monotonic,
         )
         return Station(cp_id, connection, hooks)
 
@@ -163,14 +168,14 @@ class Bridge:
         assert self.bemcom is not None
         self._publish(dp.connected(station.id, True, now_ms()))
         self._offer_actuators(station.id, None)
-        station.spawn(self._apply_limits_unless_booted(station))
+        self.setup.connected(station)
 
     def _on_disconnect(self, station: Station) -> None:
         self._publish(dp.connected(station.id, False, now_ms()))
 
     def _offer_connector_actuators(self, station: Station, connector_id: int) -> None:
         # Connector 0 is the station itself, already served by the station key.
-        if connector_id > 0:
+        if 0 < connector_id <= cp.MAX_CONNECTOR_ID:
             self._offer_actuators(station.id, connector_id)
 
     def _offer_actuators(self, cp_id: str, connector_id: int | None) -> None:
@@ -189,42 +194,24 @@ class Bridge:
         assert self.bemcom is not None
         self.bemcom.publish_raw(cp_id, message)
 
+    def _persist(self, name: str, value: Any) -> None:
+        assert self.bemcom is not None
+        self.bemcom.publish_state(name, value)
+
     def _on_state(self, name: str, payload: bytes) -> None:
         if name == STATE_TRANSACTION_ID:
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 issued = json.loads(payload)
                 if isinstance(issued, int):
                     self.transaction_ids.observe(issued)
-
-    # ---- charging limits --------------------------------------------
-
-    async def _apply_limits_unless_booted(self, station: Station) -> None:
-        """A station that reconnects without booting still gets its limits."""
-        try:
-            await asyncio.wait_for(station.booted.wait(), self.settings.ocpp_boot_wait)
-        except TimeoutError:
-            self._apply_limits(station)
-
-    def _apply_limits(self, station: Station) -> None:
-        for connector_id, limit in self.limits.get(station.id, {}).items():
-            if limit is not None:
-                log.info(
-                    "%s: applying the limit in force: %s W on connector %d",
-                    station.id,
-                    limit,
-                    connector_id,
-                )
-                station.spawn(self._send_limit(station, connector_id, limit))
-
-    async def _send_limit(self, station: Station, connector_id: int, limit: float | None) -> None:
-        if limit is None:
-            await station.command(
-                "ClearChargingProfile", cmd.clear_charging_profile_request(connector_id)
-            )
-        else:
-            await station.command(
-                "SetChargingProfile", cmd.set_charging_profile_request(connector_id, limit)
-            )
+            return
+        cp_id = cp_id_of(name)
+        if cp_id is not None and self.charging.restore(cp_id, payload):
+            # Kept limits that arrive late (the broker was away at start)
+            # still reach a station that is already connected.
+            station = self._station(cp_id) if self.central is not None else None
+            if station is not None:
+                station.spawn(self.charging.apply_all(station))
 
     # ---- actuators from MQTT ----------------------------------------
 
@@ -234,7 +221,11 @@ class Bridge:
             target = cmd.parse_actuator_key(key, self.settings.ocpp_config)
             value = cmd.parse_actuator_payload(payload)
             if target.actuator == cmd.SEND_CHARGING_PROFILE:
-                self._set_limit(target, cmd.parse_power_limit(value))
+                limit = cmd.parse_power_limit(value)
+                connector_id = target.connector_id or 0
+                cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
+                station = self._station(target.cp_id)
+                self.charging.request(station, target.cp_id, connector_id, limit)
             elif target.actuator == cmd.TRIGGER_MESSAGE:
                 self._trigger(target, cmd.parse_trigger(value))
         except cmd.InvalidCommand as error:
@@ -243,21 +234,6 @@ class Bridge:
     def _station(self, cp_id: str) -> Station | None:
         assert self.central is not None
         return self.central.stations.get(cp_id)
-
-    def _set_limit(self, target: cmd.ActuatorKey, limit: float | None) -> None:
-        connector_id = target.connector_id or 0
-        self.limits.setdefault(target.cp_id, {})[connector_id] = limit
-        station = self._station(target.cp_id)
-        if station is None:
-            log.warning(
-                "%s: not connected; the limit (%s W on connector %d) is kept and applied "
-                "when it connects",
-                target.cp_id,
-                limit,
-                connector_id,
-            )
-            return
-        station.spawn(self._send_limit(station, connector_id, limit))
 
     def _trigger(self, target: cmd.ActuatorKey, message: str) -> None:
         station = self._station(target.cp_id)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from connector.datapoints import SEP, tidy_number
+from connector.datapoints import SEP
 
 SEND_CHARGING_PROFILE = "execute_send_charging_profile"
 TRIGGER_MESSAGE = "execute_trigger_message"
@@ -28,11 +28,6 @@ TRIGGER_MESSAGES: tuple[str, ...] = (
 
 # Far above any real charger (a 1 MW HPC is 1e6 W); keeps nonsense out.
 MAX_POWER_W = 10_000_000
-
-# Profile ids are fixed per connector, so a new value replaces the previous
-# profile on the station (same id, purpose and stack level) instead of
-# stacking on top of it.
-PROFILE_ID_BASE = 7000
 
 
 class InvalidCommand(ValueError):
@@ -122,40 +117,6 @@ def parse_trigger(value: Any) -> str:
             if text.lower() == name.lower():
                 return name
     raise InvalidCommand(f"unknown trigger; allowed: 0-5 or {', '.join(TRIGGER_MESSAGES)}")
-
-
-def profile_id(connector_id: int) -> int:
-    return PROFILE_ID_BASE + connector_id
-
-
-def set_charging_profile_request(
-    connector_id: int, limit_w: float, *, stack_level: int = 0, now: datetime | None = None
-) -> dict[str, Any]:
-    """A TxDefaultProfile in W that holds until replaced or cleared.
-
-    Absolute with a start a minute in the past, so a station whose clock runs
-    slightly behind ours applies it at once.
-    """
-    start = (now or datetime.now(UTC)) - timedelta(minutes=1)
-    return {
-        "connectorId": connector_id,
-        "csChargingProfiles": {
-            "chargingProfileId": profile_id(connector_id),
-            "stackLevel": stack_level,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute",
-            "chargingSchedule": {
-                "startSchedule": format_time(start),
-                "chargingRateUnit": "W",
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": tidy_number(limit_w)}],
-            },
-        },
-    }
-
-
-def clear_charging_profile_request(connector_id: int) -> dict[str, Any]:
-    """Clears only the profile this connector set, leaving others' profiles alone."""
-    return {"id": profile_id(connector_id)}
 
 
 def trigger_message_request(message: str, connector_id: int | None) -> dict[str, Any]:

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from ocpp.v16.enums import Measurand
+
+from connector.charging_profiles import STRATEGIES
 
 # The two actuators of CONTRACT §3. Later issues add more names here.
 ACTUATORS: tuple[str, ...] = (
@@ -48,6 +51,14 @@ class Settings:
     # Seconds to wait for a BootNotification before re-sending the limits in
     # force to a station that reconnected without booting.
     ocpp_boot_wait: float = 10.0
+    # Charging control (CONTRACT §5).
+    ocpp_voltage: float = 230.0
+    ocpp_phases: int = 3
+    ocpp_charging_profile_strategy: str = "auto"
+    ocpp_stack_level: int | None = None
+    ocpp_meter_values_sampled_data: tuple[str, ...] | None = None
+    ocpp_meter_value_sample_interval: int | None = None
+    ocpp_energy_monotonic: bool = True
 
     @property
     def embedded_broker(self) -> bool:
@@ -84,6 +95,41 @@ def _positive_float(raw: str) -> float:
     if not value > 0 or value != value or value == float("inf"):
         raise ValueError("allowed: a number of seconds greater than 0")
     return value
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"allowed: a number from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"allowed: a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _strategy(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in STRATEGIES:
+        raise ValueError(f"allowed: {', '.join(STRATEGIES)}")
+    return value
+
+
+def parse_measurands(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of OCPP 1.6 measurands, spelled as OCPP spells them."""
+    known = {m.value.lower(): m.value for m in Measurand}
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [n for n in names if n.lower() not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown measurand {unknown[0]!r}; allowed: a comma-separated list of "
+            "OCPP 1.6 measurands such as Energy.Active.Import.Register,Power.Active.Import"
+            if unknown
+            else "allowed: a comma-separated list of OCPP 1.6 measurands"
+        )
+    return tuple(dict.fromkeys(known[n.lower()] for n in names))
 
 
 def _connector_name(raw: str) -> str:
@@ -140,6 +186,13 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OCPP_HEARTBEAT_INTERVAL": ("ocpp_heartbeat_interval", _int_in(1, 86400)),
     "OCPP_RESPONSE_TIMEOUT": ("ocpp_response_timeout", _positive_float),
     "OCPP_BOOT_WAIT": ("ocpp_boot_wait", _positive_float),
+    "OCPP_VOLTAGE": ("ocpp_voltage", _float_in(50, 500)),
+    "OCPP_PHASES": ("ocpp_phases", _int_in(1, 3)),
+    "OCPP_CHARGING_PROFILE_STRATEGY": ("ocpp_charging_profile_strategy", _strategy),
+    "OCPP_STACK_LEVEL": ("ocpp_stack_level", _int_in(0, 1000)),
+    "OCPP_METER_VALUES_SAMPLED_DATA": ("ocpp_meter_values_sampled_data", parse_measurands),
+    "OCPP_METER_VALUE_SAMPLE_INTERVAL": ("ocpp_meter_value_sample_interval", _int_in(0, 86400)),
+    "OCPP_ENERGY_MONOTONIC": ("ocpp_energy_monotonic", _parse_bool),
 }
 
 

@@ -40,6 +40,8 @@ from websockets.exceptions import ConnectionClosed
 
 from connector import datapoints as dp
 from connector.commands import format_time
+from connector.electrical import Electrical, measure
+from connector.energy_guard import EnergyGuard
 from connector.frames import (
     FORMATION_VIOLATION,
     INTERNAL_ERROR,
@@ -52,6 +54,7 @@ from connector.frames import (
     ocpp16_code,
     parse_frame,
 )
+from connector.station_config import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ class StationHooks:
     on_raw_frame: Callable[[str, str], None] | None = None
     on_boot: Callable[[Station], None] | None = None
     on_connector: Callable[[Station, int], None] | None = None
+    energy_monotonic: bool = True
 
 
 class Station(ChargePoint):
@@ -106,6 +110,18 @@ class Station(ChargePoint):
         self.connectors: set[int] = set()
         # transactionId -> connectorId
         self.transactions: dict[int, int] = {}
+        # What the station said about itself (GetConfiguration), and what its
+        # meter values show; station_setup.py and charging_control.py use them.
+        self.config: dict[str, str | None] = {}
+        self.capabilities = Capabilities()
+        self.learned = asyncio.Event()
+        self.setup_lock = asyncio.Lock()
+        self.electrical = Electrical()
+        self.energy_guard = EnergyGuard(hooks.energy_monotonic)
+        self.limit_locks: dict[int, asyncio.Lock] = {}
+        self.applied_generations: dict[int, int] = {}
+        self.refuses_charge_point_max = False
+        self._falling: set[str] = set()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
         self._incoming: asyncio.Queue[Call] = asyncio.Queue(INCOMING_QUEUE_SIZE)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -279,6 +295,8 @@ class Station(ChargePoint):
 
     @after(Action.boot_notification)
     async def after_boot_notification(self, payload: dict[str, Any]) -> None:
+        # A reboot may reset the energy register; its next value is accepted.
+        self.energy_guard.reset()
         self.booted.set()
         if self.hooks.on_boot is not None:
             self.hooks.on_boot(self)
@@ -290,11 +308,7 @@ class Station(ChargePoint):
 
     @on(Action.status_notification)
     def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
-        connector_id = payload["connectorId"]
-        if connector_id not in self.connectors:
-            self.connectors.add(connector_id)
-            if self.hooks.on_connector is not None:
-                self.hooks.on_connector(self, connector_id)
+        self.note_connector(payload["connectorId"])
         self.hooks.publish(dp.status_notification(self.id, payload, now_ms()))
         return {}
 
@@ -304,16 +318,19 @@ class Station(ChargePoint):
         transaction_id = payload.get("transactionId")
         if transaction_id is not None:
             self._track_transaction(transaction_id, connector_id)
+        self.electrical.observe(connector_id, measure(payload["meterValue"]))
         mapped = dp.meter_values(
             self.id, connector_id, payload["meterValue"], now_ms(), transaction_id
         )
-        self._publish_mapped(mapped)
+        self._publish_mapped(connector_id, mapped)
         return {}
 
     @on(Action.start_transaction)
     def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         transaction_id = self.hooks.next_transaction_id()
         self._track_transaction(transaction_id, payload["connectorId"])
+        # A new session may start a new register (or a new session counter).
+        self.energy_guard.reset(payload["connectorId"])
         self.hooks.publish(dp.start_transaction(self.id, payload, transaction_id, now_ms()))
         log.info(
             "%s: transaction %d started on connector %d",
@@ -334,7 +351,9 @@ class Station(ChargePoint):
                 transaction_id,
             )
             connector_id = 0
-        self._publish_mapped(dp.stop_transaction(self.id, connector_id, payload, now_ms()))
+        self._publish_mapped(
+            connector_id, dp.stop_transaction(self.id, connector_id, payload, now_ms())
+        )
         response: dict[str, Any] = {}
         if payload.get("idTag"):
             response["idTagInfo"] = {"status": "Accepted"}
@@ -377,7 +396,29 @@ class Station(ChargePoint):
                 return transaction_id
         return None
 
-    def _publish_mapped(self, mapped: dp.Mapped) -> None:
+    def note_connector(self, connector_id: int) -> None:
+        if connector_id not in self.connectors:
+            self.connectors.add(connector_id)
+            if self.hooks.on_connector is not None:
+                self.hooks.on_connector(self, connector_id)
+
+    def _publish_mapped(self, connector_id: int, mapped: dp.Mapped) -> None:
         for problem in mapped.problems:
             log.warning("%s: skipped a sampled value: %s", self.id, problem)
-        self.hooks.publish(mapped.datapoints)
+        kept, dropped = self.energy_guard.filter(connector_id, mapped.datapoints)
+        for point in dropped:
+            # One WARNING per run of drops; a station stuck below its old
+            # register would otherwise fill the log at every sample.
+            level = logging.DEBUG if point.key in self._falling else logging.WARNING
+            self._falling.add(point.key)
+            log.log(
+                level,
+                "%s: dropped %s = %s: lower than the last value, and an energy register "
+                "cannot fall. Set OCPP_ENERGY_MONOTONIC=FALSE if the meter was reset",
+                self.id,
+                point.key,
+                point.value,
+            )
+        if self._falling:
+            self._falling.difference_update(p.key for p in kept)
+        self.hooks.publish(kept)

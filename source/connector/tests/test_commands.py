@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from connector import commands as cmd
@@ -119,31 +117,9 @@ def test_bad_triggers(value: object) -> None:
         cmd.parse_trigger(value)
 
 
-def test_set_charging_profile_request() -> None:
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    request = cmd.set_charging_profile_request(1, 11000.0, now=now)
-    assert request == {
-        "connectorId": 1,
-        "csChargingProfiles": {
-            "chargingProfileId": cmd.profile_id(1),
-            "stackLevel": 0,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute",
-            "chargingSchedule": {
-                "startSchedule": "2026-01-01T11:59:00Z",
-                "chargingRateUnit": "W",
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000}],
-            },
-        },
-    }
-    # A new value for the same connector replaces the profile: same id.
-    assert cmd.profile_id(1) != cmd.profile_id(0)
-
-
-def test_trigger_and_clear_requests() -> None:
+def test_trigger_requests() -> None:
     assert cmd.trigger_message_request("MeterValues", None) == {"requestedMessage": "MeterValues"}
     assert cmd.trigger_message_request("MeterValues", 2) == {
         "requestedMessage": "MeterValues",
         "connectorId": 2,
     }
-    assert cmd.clear_charging_profile_request(2) == {"id": cmd.profile_id(2)}

@@ -1,0 +1,227 @@
+"""Puts the charging limits users ask for in force on their stations (CONTRACT §5).
+
+charging_profiles.py plans what to send; this module sends it, falls back,
+reports one `<cp>__SetChargingProfile__status` with the final outcome, and
+publishes `<cp>__ChargingLimit…` once a station accepted a limit.
+
+Limits are applied one at a time per connector. A value overtaken by a newer
+one while it waited is skipped: an energy manager that sends a new limit
+every second to a slow station gets the newest limit through, not a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from connector import charging_profiles as cp
+from connector import datapoints as dp
+from connector.limit_store import LimitStore, decode, encode, state_name
+from connector.settings import Settings
+from connector.station import DISCONNECTED, CallFailed, Station, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class StationGone(Exception):
+    """The station disconnected mid-way; its limits are applied on reconnect."""
+
+
+class ChargingControl:
+    def __init__(
+        self,
+        settings: Settings,
+        publish: Callable[[list[dp.Datapoint]], None],
+        persist: Callable[[str, dict[str, Any] | None], None],
+    ) -> None:
+        self.settings = settings
+        self.store = LimitStore()
+        self._publish = publish
+        self._persist = persist
+
+    # ---- requests from MQTT and the broker's retained state -----------
+
+    def request(
+        self, station: Station | None, cp_id: str, connector_id: int, limit: float | None
+    ) -> None:
+        generation = self.store.set(cp_id, connector_id, limit)
+        self._save(cp_id)
+        if station is None:
+            log.warning(
+                "%s: not connected; the limit (%s W on connector %d) is kept and applied "
+                "when it connects",
+                cp_id,
+                limit,
+                connector_id,
+            )
+            return
+        station.spawn(self.apply(station, connector_id, generation))
+
+    def restore(self, cp_id: str, payload: bytes) -> bool:
+        """Limits kept retained on the broker by an earlier run; True when taken."""
+        limits = decode(payload) if payload else None
+        if limits is None:
+            if payload:
+                log.warning("%s: ignored unreadable charging limits kept on the broker", cp_id)
+            return False
+        restored = self.store.restore(cp_id, limits)
+        if restored:
+            log.info("%s: restored the charging limits kept on the broker: %s", cp_id, limits)
+        return restored
+
+    def _save(self, cp_id: str) -> None:
+        limits = self.store.of_station(cp_id)
+        self._persist(state_name(cp_id), encode(limits) if limits else None)
+
+    # ---- applying ----------------------------------------------------
+
+    async def apply_all(self, station: Station) -> None:
+        """Send every limit of the station again: after a boot or a reconnect."""
+        for connector_id in self.store.connectors(station.id):
+            await self.apply(station, connector_id)
+
+    async def apply(
+        self, station: Station, connector_id: int, generation: int | None = None
+    ) -> None:
+        """Apply the connector's current limit.
+
+        With a generation (a request from MQTT), skip when a newer value
+        overtook it or this very value was already applied on this connection.
+        """
+        await station.learned.wait()  # the unit and stack level depend on it
+        lock = station.limit_locks.setdefault(connector_id, asyncio.Lock())
+        async with lock:
+            entry = self.store.get(station.id, connector_id)
+            if entry is None:
+                return
+            limit, current = entry
+            if generation is not None and (
+                generation != current or station.applied_generations.get(connector_id) == current
+            ):
+                return
+            try:
+                if limit is None:
+                    await self._clear(station, connector_id, current)
+                else:
+                    await self._set(station, connector_id, limit)
+            except StationGone:
+                return
+            station.applied_generations[connector_id] = current
+
+    async def _call(self, station: Station, action: str, payload: dict[str, Any]) -> str:
+        try:
+            answer = await station.call_action(action, payload)
+        except CallFailed as failure:
+            if failure.status == DISCONNECTED:
+                raise StationGone from None
+            log.warning("%s: %s ended in %s: %s", station.id, action, failure.status, failure)
+            return failure.status
+        return str(answer.get("status", ""))
+
+    async def _set(self, station: Station, connector_id: int, limit: float) -> None:
+        settings = self.settings
+        caps = station.capabilities
+        measured = station.electrical.get(connector_id)
+        voltage = measured.voltage if measured.voltage is not None else settings.ocpp_voltage
+        phases = measured.phases if measured.phases is not None else settings.ocpp_phases
+        rate = cp.to_rate(limit, caps.allows_power, voltage, phases)
+        if cp.below_minimum_current(rate):
+            log.warning(
+                "%s: the limit on connector %d is %s A; most vehicles stop charging below %s A",
+                station.id,
+                connector_id,
+                rate.limit,
+                cp.MIN_CHARGING_CURRENT_A,
+            )
+        if caps.lacks_smart_charging:
+            log.warning(
+                "%s: SupportedFeatureProfiles does not list SmartCharging; trying anyway",
+                station.id,
+            )
+        level = cp.stack_level(settings.ocpp_stack_level, caps.max_stack_level)
+        transaction_id = station.active_transaction(connector_id) if connector_id else None
+        statuses: list[str] = []
+        sent: list[str] = []
+        for alternatives in cp.plan(
+            settings.ocpp_charging_profile_strategy, connector_id, transaction_id
+        ):
+            choices = [
+                t
+                for t in alternatives
+                if not (
+                    t.purpose == cp.CHARGE_POINT_MAX_PROFILE
+                    and station.refuses_charge_point_max
+                    and len(alternatives) > 1
+                )
+            ]
+            status = ""
+            for index, target in enumerate(choices):
+                status = await self._call(
+                    station, "SetChargingProfile", cp.set_request(target, rate, level)
+                )
+                sent.append(f"{target.purpose} {status}")
+                if status not in cp.FALLBACK_STATUSES or index == len(choices) - 1:
+                    break
+                if target.purpose == cp.CHARGE_POINT_MAX_PROFILE:
+                    # Remembered for this connection: no point asking again.
+                    station.refuses_charge_point_max = True
+                log.info(
+                    "%s: %s answered %s; falling back to %s",
+                    station.id,
+                    target.purpose,
+                    status,
+                    choices[index + 1].purpose,
+                )
+            statuses.append(status)
+        outcome = cp.combined_outcome(statuses)
+        now = now_ms()
+        self._publish(dp.command_status(station.id, "SetChargingProfile", outcome, now))
+        unit = f"{rate.limit} A on {rate.number_phases} phases" if rate.unit == "A" else "W"
+        if outcome == cp.ACCEPTED:
+            self._publish(cp.limit_datapoints(station.id, connector_id, limit, rate, now))
+            log.info(
+                "%s: limit %s W on connector %d in force (%s; %s; stack level %d)",
+                station.id,
+                dp.tidy_number(limit),
+                connector_id,
+                unit,
+                ", ".join(sent),
+                level,
+            )
+        else:
+            log.warning(
+                "%s: SetChargingProfile for %s W on connector %d ended in %s (%s; %s); the "
+                "README's troubleshooting table lists what helps",
+                station.id,
+                dp.tidy_number(limit),
+                connector_id,
+                outcome,
+                unit,
+                ", ".join(sent),
+            )
+
+    async def _clear(self, station: Station, connector_id: int, generation: int) -> None:
+        statuses = [
+            await self._call(station, "ClearChargingProfile", {"id": profile_id})
+            for profile_id in cp.clear_ids(
+                self.settings.ocpp_charging_profile_strategy, connector_id
+            )
+        ]
+        outcome = cp.combined_clear_outcome(statuses)
+        now = now_ms()
+        self._publish(dp.command_status(station.id, "ClearChargingProfile", outcome, now))
+        if outcome in (cp.ACCEPTED, "Unknown"):
+            # Unknown: none of our profiles was there, so none is in force.
+            self._publish(cp.limit_datapoints(station.id, connector_id, None, None, now))
+            log.info("%s: limit on connector %d cleared (%s)", station.id, connector_id, outcome)
+            if self.store.cleared(station.id, connector_id, generation):
+                self._save(station.id)
+        else:
+            log.warning(
+                "%s: clearing the limit on connector %d ended in %s; retried on reconnect",
+                station.id,
+                connector_id,
+                outcome,
+            )
