@@ -123,14 +123,17 @@ class Bemcom:
         self._sync_sent += 1
         self.link.publish(self._sync_topic, str(self._sync_sent).encode(), qos=1)
 
-    def _message(self, topic: str, payload: bytes) -> None:
+    def _message(self, topic: str, payload: bytes, retained: bool) -> None:
         try:
             if topic == self.topic_map:
                 self._apply_map(payload)
             elif topic == self._sync_topic:
                 if payload == str(self._sync_sent).encode():
                     self.ready.set()
-            elif topic.startswith(self.topic_state):
+            elif topic.startswith(self.topic_state) and retained:
+                # Only what the broker kept: the echo of our own publishes on
+                # this topic comes back unretained and may be older than
+                # the state we hold by then.
                 self._on_state(topic[len(self.topic_state) :], payload)
             elif topic in self.actuator_map:
                 self._on_actuator(topic, self.actuator_map[topic], payload)

@@ -160,6 +160,7 @@ class Bridge:
             on_raw_frame=self._on_raw_frame if self.settings.send_raw_message_to_db else None,
             on_boot=self.setup.booted,
             on_connector=self._offer_connector_actuators,
+            on_transaction_seen=self.charging.transaction_seen,
             energy_monotonic=self.settings.ocpp_energy_monotonic,
         )
         return Station(cp_id, connection, hooks)

@@ -18,6 +18,7 @@ from typing import Any
 
 from connector import charging_profiles as cp
 from connector import datapoints as dp
+from connector.commands import InvalidCommand
 from connector.limit_store import LimitStore, decode, encode, state_name
 from connector.settings import Settings
 from connector.station import DISCONNECTED, CallFailed, Station, now_ms
@@ -75,6 +76,17 @@ class ChargingControl:
         limits = self.store.of_station(cp_id)
         self._persist(state_name(cp_id), encode(limits) if limits else None)
 
+    def transaction_seen(self, station: Station, connector_id: int) -> None:
+        """A transaction we did not see start: under `auto` it gets its TxProfile,
+        for stations that apply a TxDefaultProfile only to later sessions."""
+        entry = self.store.get(station.id, connector_id)
+        if (
+            self.settings.ocpp_charging_profile_strategy == cp.AUTO
+            and entry is not None
+            and entry[0] is not None
+        ):
+            station.spawn(self.apply(station, connector_id))
+
     # ---- applying ----------------------------------------------------
 
     async def apply_all(self, station: Station) -> None:
@@ -122,6 +134,18 @@ class ChargingControl:
 
     async def _set(self, station: Station, connector_id: int, limit: float) -> None:
         settings = self.settings
+        try:
+            cp.check_target(settings.ocpp_charging_profile_strategy, connector_id)
+        except InvalidCommand as error:
+            # A limit kept from a run with another strategy.
+            log.warning(
+                "%s: the kept limit of %s W on connector %d is not applied: %s",
+                station.id,
+                limit,
+                connector_id,
+                error,
+            )
+            return
         caps = station.capabilities
         measured = station.electrical.get(connector_id)
         voltage = measured.voltage if measured.voltage is not None else settings.ocpp_voltage

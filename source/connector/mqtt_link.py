@@ -30,7 +30,7 @@ class MqttLink:
         client_id: str,
         loop: asyncio.AbstractEventLoop,
         on_connected: Callable[[], None],
-        on_message: Callable[[str, bytes], None],
+        on_message: Callable[[str, bytes, bool], None],
     ) -> None:
         self.host = host
         self.port = port
@@ -126,7 +126,9 @@ class MqttLink:
     def _paho_on_message(
         self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
     ) -> None:
-        self._loop.call_soon_threadsafe(self._on_message, message.topic, message.payload)
+        self._loop.call_soon_threadsafe(
+            self._on_message, message.topic, message.payload, bool(message.retain)
+        )
 
     def _paho_on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any

@@ -73,6 +73,8 @@ class SimulatorOptions:
     ignores_tx_default_in_transaction: bool = False
     # further configuration keys reported by GetConfiguration
     extra_config: dict[str, str] = field(default_factory=dict)
+    # keys left out of the answer for all keys, reported only when asked by name
+    unlisted_config: set[str] = field(default_factory=set)
 
 
 def utc_now() -> str:
@@ -406,7 +408,9 @@ class SimulatedChargePoint(ChargePoint):
 
     @on(Action.get_configuration)
     def on_get_configuration(self, key: list[str] | None = None, **_: Any):
-        names = list(self.config) if not key else key
+        names = (
+            [k for k in self.config if k not in self.options.unlisted_config] if not key else key
+        )
         known = [
             {"key": name, "readonly": self.config[name][1], "value": self.config[name][0]}
             for name in names

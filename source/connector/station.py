@@ -99,6 +99,9 @@ class StationHooks:
     on_raw_frame: Callable[[str, str], None] | None = None
     on_boot: Callable[[Station], None] | None = None
     on_connector: Callable[[Station, int], None] | None = None
+    # A running transaction first seen in MeterValues (its start was missed,
+    # for instance across a restart of the connector): (station, connectorId).
+    on_transaction_seen: Callable[[Station, int], None] | None = None
     energy_monotonic: bool = True
 
 
@@ -317,7 +320,10 @@ class Station(ChargePoint):
         connector_id = payload["connectorId"]
         transaction_id = payload.get("transactionId")
         if transaction_id is not None:
+            seen = transaction_id in self.transactions
             self._track_transaction(transaction_id, connector_id)
+            if not seen and self.hooks.on_transaction_seen is not None:
+                self.hooks.on_transaction_seen(self, connector_id)
         self.electrical.observe(connector_id, measure(payload["meterValue"]))
         mapped = dp.meter_values(
             self.id, connector_id, payload["meterValue"], now_ms(), transaction_id
