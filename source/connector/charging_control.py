@@ -147,10 +147,26 @@ class ChargingControl:
             )
             return
         caps = station.capabilities
-        measured = station.electrical.get(connector_id)
-        voltage = measured.voltage if measured.voltage is not None else settings.ocpp_voltage
-        phases = measured.phases if measured.phases is not None else settings.ocpp_phases
-        rate = cp.to_rate(limit, caps.allows_power, voltage, phases)
+        if caps.lacks_smart_charging:
+            log.warning(
+                "%s: SupportedFeatureProfiles does not list SmartCharging; trying anyway",
+                station.id,
+            )
+        level = cp.stack_level(settings.ocpp_stack_level, caps.max_stack_level)
+        rate = self._rate(
+            station, connector_id, limit, caps.allows_power and not station.refuses_power
+        )
+        outcome, sent = await self._send_plan(station, connector_id, rate, level)
+        if (outcome == "Rejected" or outcome.startswith("CallError:")) and rate.unit == "W":
+            # Some stations list Power but take only A. Remembered for the
+            # connection once A works.
+            log.info("%s: a limit in W was refused; trying A", station.id)
+            rate_a = self._rate(station, connector_id, limit, False)
+            outcome_a, sent_a = await self._send_plan(station, connector_id, rate_a, level)
+            sent += sent_a
+            if outcome_a == cp.ACCEPTED:
+                station.refuses_power = True
+                rate, outcome = rate_a, outcome_a
         if cp.below_minimum_current(rate):
             log.warning(
                 "%s: the limit on connector %d is %s A; most vehicles stop charging below %s A",
@@ -159,47 +175,6 @@ class ChargingControl:
                 rate.limit,
                 cp.MIN_CHARGING_CURRENT_A,
             )
-        if caps.lacks_smart_charging:
-            log.warning(
-                "%s: SupportedFeatureProfiles does not list SmartCharging; trying anyway",
-                station.id,
-            )
-        level = cp.stack_level(settings.ocpp_stack_level, caps.max_stack_level)
-        transaction_id = station.active_transaction(connector_id) if connector_id else None
-        statuses: list[str] = []
-        sent: list[str] = []
-        for alternatives in cp.plan(
-            settings.ocpp_charging_profile_strategy, connector_id, transaction_id
-        ):
-            choices = [
-                t
-                for t in alternatives
-                if not (
-                    t.purpose == cp.CHARGE_POINT_MAX_PROFILE
-                    and station.refuses_charge_point_max
-                    and len(alternatives) > 1
-                )
-            ]
-            status = ""
-            for index, target in enumerate(choices):
-                status = await self._call(
-                    station, "SetChargingProfile", cp.set_request(target, rate, level)
-                )
-                sent.append(f"{target.purpose} {status}")
-                if status not in cp.FALLBACK_STATUSES or index == len(choices) - 1:
-                    break
-                if target.purpose == cp.CHARGE_POINT_MAX_PROFILE:
-                    # Remembered for this connection: no point asking again.
-                    station.refuses_charge_point_max = True
-                log.info(
-                    "%s: %s answered %s; falling back to %s",
-                    station.id,
-                    target.purpose,
-                    status,
-                    choices[index + 1].purpose,
-                )
-            statuses.append(status)
-        outcome = cp.combined_outcome(statuses)
         now = now_ms()
         self._publish(dp.command_status(station.id, "SetChargingProfile", outcome, now))
         unit = f"{rate.limit} A on {rate.number_phases} phases" if rate.unit == "A" else "W"
@@ -225,6 +200,53 @@ class ChargingControl:
                 unit,
                 ", ".join(sent),
             )
+
+    def _rate(self, station: Station, connector_id: int, limit: float, power: bool) -> cp.Rate:
+        measured = station.electrical.get(connector_id)
+        settings = self.settings
+        voltage = measured.voltage if measured.voltage is not None else settings.ocpp_voltage
+        phases = measured.phases if measured.phases is not None else settings.ocpp_phases
+        return cp.to_rate(limit, power, voltage, phases)
+
+    async def _send_plan(
+        self, station: Station, connector_id: int, rate: cp.Rate, level: int
+    ) -> tuple[str, list[str]]:
+        """Send the strategy's profiles with their fallbacks: (outcome, what was answered)."""
+        transaction_id = station.active_transaction(connector_id) if connector_id else None
+        statuses: list[str] = []
+        sent: list[str] = []
+        for alternatives in cp.plan(
+            self.settings.ocpp_charging_profile_strategy, connector_id, transaction_id
+        ):
+            choices = [
+                t
+                for t in alternatives
+                if not (
+                    t.purpose == cp.CHARGE_POINT_MAX_PROFILE
+                    and station.refuses_charge_point_max
+                    and len(alternatives) > 1
+                )
+            ]
+            status = ""
+            for index, target in enumerate(choices):
+                status = await self._call(
+                    station, "SetChargingProfile", cp.set_request(target, rate, level)
+                )
+                sent.append(f"{target.purpose} {rate.unit} {status}")
+                if status not in cp.FALLBACK_STATUSES or index == len(choices) - 1:
+                    break
+                if target.purpose == cp.CHARGE_POINT_MAX_PROFILE:
+                    # Remembered for this connection: no point asking again.
+                    station.refuses_charge_point_max = True
+                log.info(
+                    "%s: %s answered %s; falling back to %s",
+                    station.id,
+                    target.purpose,
+                    status,
+                    choices[index + 1].purpose,
+                )
+            statuses.append(status)
+        return cp.combined_outcome(statuses), sent
 
     async def _clear(self, station: Station, connector_id: int, generation: int) -> None:
         statuses = [

@@ -124,6 +124,7 @@ class Station(ChargePoint):
         self.limit_locks: dict[int, asyncio.Lock] = {}
         self.applied_generations: dict[int, int] = {}
         self.refuses_charge_point_max = False
+        self.refuses_power = False
         self._falling: set[str] = set()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
         self._incoming: asyncio.Queue[Call] = asyncio.Queue(INCOMING_QUEUE_SIZE)

@@ -143,6 +143,17 @@ CASES: dict[str, Case] = {
         prepare=meter,
         limit_a=16,
     ),
+    # 1. Lists Power, yet refuses W: the same limit follows in A.
+    "lists_power_takes_current": Case(
+        quirk(rate_units="Current,Power", accepted_units={"A"}),
+        11000,
+        [
+            ("TxDefaultProfile", 1, "W", 11000, None, 8, None),
+            ("TxDefaultProfile", 1, "A", 15.9, 3, 8, None),
+        ],
+        prepare=meter,
+        limit_a=15.9,
+    ),
     # 2. Lowercase "power".
     "lowercase_power": Case(
         quirk(rate_units="power", accepted_units={"W"}),
