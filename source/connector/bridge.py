@@ -176,7 +176,7 @@ class Bridge:
 
     def _offer_connector_actuators(self, station: Station, connector_id: int) -> None:
         # Connector 0 is the station itself, already served by the station key.
-        if 0 < connector_id <= cp.MAX_CONNECTOR_ID:
+        if 0 < connector_id <= cmd.MAX_CONNECTOR_ID:
             self._offer_actuators(station.id, connector_id)
 
     def _offer_actuators(self, cp_id: str, connector_id: int | None) -> None:
@@ -224,7 +224,8 @@ class Bridge:
             if target.actuator == cmd.SEND_CHARGING_PROFILE:
                 limit = cmd.parse_power_limit(value)
                 connector_id = target.connector_id or 0
-                cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
+                if limit is not None:  # a clear is always possible, whatever the strategy
+                    cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
                 station = self._station(target.cp_id)
                 self.charging.request(station, target.cp_id, connector_id, limit)
             elif target.actuator == cmd.TRIGGER_MESSAGE:

@@ -36,7 +36,6 @@ CHARGE_POINT_MAX_PROFILE = "ChargePointMaxProfile"
 # Ids per purpose: 7000 + connector keeps the ids of version 0.1.0, so an
 # upgrade replaces the profiles that version set.
 _ID_BASE = {TX_DEFAULT_PROFILE: 7000, TX_PROFILE: 8000, CHARGE_POINT_MAX_PROFILE: 9000}
-MAX_CONNECTOR_ID = 999  # keeps the id ranges above apart
 
 # IEC 61851: most vehicles stop charging when offered less than 6 A.
 MIN_CHARGING_CURRENT_A = 6.0
@@ -100,8 +99,6 @@ def stack_level(forced: int | None, station_max: int | None) -> int:
 
 def check_target(strategy: str, connector_id: int) -> None:
     """Raise InvalidCommand when the strategy cannot limit that connector."""
-    if connector_id > MAX_CONNECTOR_ID:
-        raise InvalidCommand(f"connector id must be at most {MAX_CONNECTOR_ID}")
     if strategy == CHARGE_POINT_MAX and connector_id != 0:
         raise InvalidCommand(
             "OCPP_CHARGING_PROFILE_STRATEGY=charge_point_max limits the whole station only; "
@@ -133,7 +130,7 @@ def clear_ids(strategy: str, connector_id: int) -> list[int]:
     so profiles set by others (the station's own, a backend's) stay untouched."""
     if strategy == TX_DEFAULT:
         purposes = [TX_DEFAULT_PROFILE]
-    elif strategy == CHARGE_POINT_MAX:
+    elif strategy == CHARGE_POINT_MAX and connector_id == 0:
         purposes = [CHARGE_POINT_MAX_PROFILE]
     elif connector_id == 0:
         purposes = [CHARGE_POINT_MAX_PROFILE, TX_DEFAULT_PROFILE]

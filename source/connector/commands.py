@@ -30,6 +30,11 @@ TRIGGER_MESSAGES: tuple[str, ...] = (
 MAX_POWER_W = 10_000_000
 
 
+# Real stations number their connectors from 1 to a few dozen; the bound
+# keeps the charging profile ids of each connector apart.
+MAX_CONNECTOR_ID = 999
+
+
 class InvalidCommand(ValueError):
     """The value or key cannot become an OCPP call; the message says why."""
 
@@ -58,8 +63,8 @@ def parse_actuator_key(key: str, enabled: tuple[str, ...]) -> ActuatorKey:
         )
     connector_id: int | None = None
     if len(parts) == 3:
-        if not parts[2].isdigit() or len(parts[2]) > 6:
-            raise InvalidCommand(f"key {key!r} has no valid connector id")
+        if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) > MAX_CONNECTOR_ID:
+            raise InvalidCommand(f"key {key!r} has no valid connector id (0 to {MAX_CONNECTOR_ID})")
         connector_id = int(parts[2])
     return ActuatorKey(cp_id, actuator, connector_id)
 

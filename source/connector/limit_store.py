@@ -15,8 +15,7 @@ import math
 from typing import Any
 from urllib.parse import quote, unquote
 
-from connector.charging_profiles import MAX_CONNECTOR_ID
-from connector.commands import MAX_POWER_W
+from connector.commands import MAX_CONNECTOR_ID, MAX_POWER_W
 
 STATE_PREFIX = "charging_limits/"
 
@@ -44,7 +43,12 @@ def decode(payload: bytes) -> dict[int, float | None] | None:
         return None
     limits: dict[int, float | None] = {}
     for key, value in decoded.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) <= MAX_CONNECTOR_ID):
+        if not (
+            isinstance(key, str)
+            and key.isascii()
+            and key.isdigit()
+            and int(key) <= MAX_CONNECTOR_ID
+        ):
             return None
         if value is not None and (
             isinstance(value, bool)

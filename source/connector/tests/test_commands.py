@@ -21,6 +21,10 @@ ENABLED = (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE)
             cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, 2),
         ),
         ("CP 1__execute_trigger_message__0", cmd.ActuatorKey("CP 1", cmd.TRIGGER_MESSAGE, 0)),
+        (
+            "CP_1__execute_send_charging_profile__999",
+            cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, 999),
+        ),
     ],
 )
 def test_actuator_keys(key: str, expected: cmd.ActuatorKey) -> None:
@@ -33,6 +37,8 @@ def test_actuator_keys(key: str, expected: cmd.ActuatorKey) -> None:
         "CP_1__execute_reset",
         "CP_1__execute_send_charging_profile__x",
         "CP_1__execute_send_charging_profile__-1",
+        "CP_1__execute_send_charging_profile__1000",
+        "CP_1__execute_send_charging_profile__\u00b2",  # a digit to isdigit(), not to int()
         "CP_1__execute_send_charging_profile__1__2",
         "CP_1",
         "__execute_trigger_message",

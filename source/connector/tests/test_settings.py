@@ -89,3 +89,49 @@ def test_main_exits_2_with_one_line_per_bad_variable() -> None:
     assert len(lines) == 2
     assert any("OCPP_PORT='x'" in line for line in lines)
     assert any("SEND_RAW_MESSAGE_TO_DB='perhaps'" in line for line in lines)
+
+
+def test_charging_control_settings() -> None:
+    settings = load_settings(
+        {
+            "OCPP_VOLTAGE": "240",
+            "OCPP_PHASES": "1",
+            "OCPP_CHARGING_PROFILE_STRATEGY": "TX_DEFAULT",
+            "OCPP_STACK_LEVEL": "0",
+            "OCPP_METER_VALUES_SAMPLED_DATA": "energy.active.import.register, Power.Active.Import",
+            "OCPP_METER_VALUE_SAMPLE_INTERVAL": "60",
+            "OCPP_ENERGY_MONOTONIC": "FALSE",
+        },
+        env_file=None,
+    )
+    assert settings.ocpp_voltage == 240
+    assert settings.ocpp_phases == 1
+    assert settings.ocpp_charging_profile_strategy == "tx_default"
+    assert settings.ocpp_stack_level == 0  # 0 forces level 0, unlike empty
+    assert settings.ocpp_meter_values_sampled_data == (
+        "Energy.Active.Import.Register",
+        "Power.Active.Import",
+    )
+    assert settings.ocpp_meter_value_sample_interval == 60
+    assert settings.ocpp_energy_monotonic is False
+    assert load_settings({"OCPP_STACK_LEVEL": ""}, env_file=None).ocpp_stack_level is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OCPP_VOLTAGE", "12"),
+        ("OCPP_VOLTAGE", "high"),
+        ("OCPP_PHASES", "4"),
+        ("OCPP_CHARGING_PROFILE_STRATEGY", "fastest"),
+        ("OCPP_STACK_LEVEL", "-1"),
+        ("OCPP_METER_VALUES_SAMPLED_DATA", "Energy,Power"),
+        ("OCPP_METER_VALUE_SAMPLE_INTERVAL", "often"),
+        ("OCPP_ENERGY_MONOTONIC", "sometimes"),
+    ],
+)
+def test_bad_charging_control_settings(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({variable: value}, env_file=None)
+    (line,) = caught.value.problems
+    assert line.startswith(f"{variable}={value!r}") and "allowed" in line
