@@ -12,56 +12,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from harness import (
+    connector,
+    cpu_seconds,
+    free_port,
+    mosquitto,
+    percentile,
+    publish_retained,
+    rss_mib,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "source"))
-
-from connector.simulator import SimulatedChargePoint, SimulatorOptions  # noqa: E402
+from connector.simulator import SimulatedChargePoint, SimulatorOptions
 
 NAME = "bench"
 KEY = "{cp}__MeterValues__1__Power.Active.Import__W"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not open")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Subscriber:
@@ -121,62 +92,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
 
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    mqtt_port, ocpp_port = free_port(), free_port()
-    workdir = Path(tempfile.mkdtemp())
-    (workdir / "m.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n")
-    broker = subprocess.Popen([mosquitto, "-c", str(workdir / "m.conf")], stderr=subprocess.DEVNULL)
-    wait_port(mqtt_port)
-
     mapping = {
         "sensor": {
             KEY.format(cp=f"CP_{i}"): f"bench-values/CP_{i}/power" for i in range(args.stations)
         },
         "actuator": {},
     }
-    setup = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-    setup.connect("127.0.0.1", mqtt_port)
-    setup.loop_start()
-    setup.publish(
-        f"{NAME}/datapoint_map", json.dumps(mapping), qos=1, retain=True
-    ).wait_for_publish(10)
-    setup.loop_stop()
-
-    env = {
-        **os.environ,
-        "CONNECTOR_NAME": NAME,
-        "MQTT_BROKER_HOST": "127.0.0.1",
-        "MQTT_BROKER_PORT": str(mqtt_port),
-        "OCPP_HOST": "127.0.0.1",
-        "OCPP_PORT": str(ocpp_port),
-    }
-    connector = subprocess.Popen(
-        [sys.executable, "source/connector/main.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_port(ocpp_port)
-        sub = Subscriber(mqtt_port)
-        rss_start = rss_mib(connector.pid)
-        cpu_start, wall_start = cpu_seconds(connector.pid), time.monotonic()
-        sent = asyncio.run(drive(ocpp_port, args.stations, args.seconds, sub))
-        time.sleep(1.0)  # let the last values arrive
-        cpu = cpu_seconds(connector.pid) - cpu_start
-        wall = time.monotonic() - wall_start
-        rss_end = rss_mib(connector.pid)
-        latencies = sorted(sub.latencies_ms)
-        sub.client.loop_stop()
-    finally:
-        connector.terminate()
-        connector.wait(15)
-        broker.terminate()
-        broker.wait(10)
+    ocpp_port = free_port()
+    with mosquitto() as mqtt_port:
+        publish_retained(mqtt_port, f"{NAME}/datapoint_map", mapping)
+        with connector(NAME, mqtt_port, ocpp_port) as process:
+            sub = Subscriber(mqtt_port)
+            rss_start = rss_mib(process.pid)
+            cpu_start, wall_start = cpu_seconds(process.pid), time.monotonic()
+            sent = asyncio.run(drive(ocpp_port, args.stations, args.seconds, sub))
+            time.sleep(1.0)  # let the last values arrive
+            cpu = cpu_seconds(process.pid) - cpu_start
+            wall = time.monotonic() - wall_start
+            rss_end = rss_mib(process.pid)
+            latencies = sorted(sub.latencies_ms)
+            sub.client.loop_stop()
 
     def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
-            if latencies
-            else float("nan")
-        )
+        return percentile(latencies, p)
 
     print(f"stations: {args.stations}, seconds measured: {args.seconds:.0f}")
     print(

@@ -1,0 +1,105 @@
+"""Shared parts of the benchmarks: a real Mosquitto, the connector as its own
+process (as deployed), and /proc readings of its CPU and memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "source"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@contextmanager
+def mosquitto() -> Iterator[int]:
+    """A Mosquitto on a free port; yields the port."""
+    executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp())
+    (workdir / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    broker = subprocess.Popen(
+        [executable, "-c", str(workdir / "m.conf")], stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def publish_retained(port: int, topic: str, payload: Any) -> None:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.publish(topic, json.dumps(payload), qos=1, retain=True).wait_for_publish(10)
+    client.loop_stop()
+    client.disconnect()
+
+
+@contextmanager
+def connector(name: str, mqtt_port: int, ocpp_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "CONNECTOR_NAME": name,
+        "MQTT_BROKER_HOST": "127.0.0.1",
+        "MQTT_BROKER_PORT": str(mqtt_port),
+        "OCPP_HOST": "127.0.0.1",
+        "OCPP_PORT": str(ocpp_port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "source/connector/main.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(ocpp_port)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(15)
