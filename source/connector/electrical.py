@@ -4,10 +4,12 @@ Used to turn a limit in W into A for stations that only accept A (CONTRACT §5).
 
 - Voltage: the latest phase-to-neutral (or unlabelled) Voltage between 50 and
   500 V. Phase-to-phase readings (`L1-L2`, 400 V) would overstate it.
-- Phases: the distinct phases L1-L3 of per-phase Current.Import in the latest
-  entry that has any. When some phases carry current (1 A or more) and others
-  do not, only those carrying count: a single-phase car on a three-phase
-  station draws on one phase.
+- Phases: the distinct phases L1-L3 in the latest entry that reports any, from
+  per-phase Current.Import, else per-phase Power.Active.Import. When some
+  phases carry current (1 A, or 100 W, or more) and others do not, only those
+  carrying count: a single-phase car on a three-phase station draws on one
+  phase. Voltages are not counted: they show the installation's phases, not
+  the car's, and too few phases would raise the current above the limit.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from connector.datapoints import parse_number, parse_timestamp
 
 _PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 _LINE_TO_LINE = {"L1-L2", "L2-L3", "L3-L1"}
-# Units that make sense per measurand; empty means the natural unit.
-_UNITS = {"Voltage": ("", "v"), "Current.Import": ("", "a")}
-# Below this a phase counts as idle.
-CARRYING_A = 1.0
+# Units that make sense per measurand (empty: the natural unit) -> factor to
+# the natural unit.
+_UNITS: dict[str, dict[str, float]] = {
+    "Voltage": {"": 1, "v": 1},
+    "Current.Import": {"": 1, "a": 1},
+    "Power.Active.Import": {"": 1, "w": 1, "kw": 1000},
+}
+# Per measurand, in order of trust for counting phases: the level at which a
+# phase counts as carrying.
+_PHASE_SOURCES: tuple[tuple[str, float], ...] = (
+    ("Current.Import", 1.0),
+    ("Power.Active.Import", 100.0),
+)
 
 
 @dataclass(frozen=True)
@@ -39,24 +50,29 @@ def measure(meter_value: list[Mapping[str, Any]]) -> Measured:
     phases: int | None = None
     stamped = [(parse_timestamp(e.get("timestamp")) or 0, i, e) for i, e in enumerate(meter_value)]
     for _, _, entry in sorted(stamped):  # later entries overwrite earlier ones
-        currents: dict[str, float] = {}
+        # measurand -> phase -> value
+        per_phase: dict[str, dict[str, float]] = {}
         for sampled in entry.get("sampledValue") or []:
             measurand = sampled.get("measurand") or ""
             phase = sampled.get("phase")
             number = parse_number(sampled.get("value"))
-            if number is None:
-                continue
-            unit = str(sampled.get("unit") or "").lower()
-            if unit not in _UNITS.get(measurand, ()):
+            factor = _UNITS.get(measurand, {}).get(str(sampled.get("unit") or "").lower())
+            if number is None or factor is None:
                 continue  # not a reading we use, or in a unit that makes no sense for it
-            value = float(number)
-            if measurand == "Voltage" and phase not in _LINE_TO_LINE and plausible_voltage(value):
+            value = float(number) * factor
+            if measurand == "Voltage" and (phase in _LINE_TO_LINE or not plausible_voltage(value)):
+                continue
+            if measurand == "Voltage":
                 voltage = value
-            elif measurand == "Current.Import" and phase in _PHASES:
-                currents[_PHASES[phase]] = max(currents.get(_PHASES[phase], 0.0), value)
-        if currents:
-            carrying = [p for p, amps in currents.items() if amps >= CARRYING_A]
-            phases = len(carrying) if carrying else len(currents)
+            if phase in _PHASES and measurand != "Voltage":
+                readings = per_phase.setdefault(measurand, {})
+                readings[_PHASES[phase]] = max(readings.get(_PHASES[phase], 0.0), value)
+        for measurand, carrying_at in _PHASE_SOURCES:
+            readings = per_phase.get(measurand)
+            if readings:
+                carrying = [p for p, v in readings.items() if v >= carrying_at]
+                phases = len(carrying) if carrying else len(readings)
+                break
     return Measured(voltage, phases)
 
 

@@ -53,11 +53,37 @@ def entry(*sampled: dict, timestamp: str = "2026-01-01T00:00:00Z") -> dict:
             Measured(None, 3),
         ),
         ([entry(sample("Current.Import", "16", unit="A"))], Measured()),  # no phase: no count
+        # No per-phase current: per-phase power, with the same carrying rule.
+        (
+            [
+                entry(
+                    sample("Power.Active.Import", "3.6", "L1", "kW"),
+                    sample("Power.Active.Import", "0", "L2", "W"),
+                    sample("Power.Active.Import", "0", "L3", "W"),
+                )
+            ],
+            Measured(None, 1),
+        ),
+        # Voltages show the installation's phases, not the car's: not counted.
+        (
+            [entry(*(sample("Voltage", "230", p, "V") for p in ("L1-N", "L2-N", "L3-N")))],
+            Measured(230, None),
+        ),
+        # Current wins over power.
+        (
+            [
+                entry(
+                    sample("Power.Active.Import", "3000", "L1", "W"),
+                    *(sample("Current.Import", "10", p, "A") for p in ("L1", "L2", "L3")),
+                )
+            ],
+            Measured(None, 3),
+        ),
         # The latest entry wins, whatever order the station sent them in.
         (
             [
-                entry(sample("Voltage", "240", "L1-N"), timestamp="2026-01-01T00:01:00Z"),
-                entry(sample("Voltage", "230", "L1-N"), timestamp="2026-01-01T00:00:00Z"),
+                entry(sample("Voltage", "240"), timestamp="2026-01-01T00:01:00Z"),
+                entry(sample("Voltage", "230"), timestamp="2026-01-01T00:00:00Z"),
             ],
             Measured(240, None),
         ),
