@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.datapoints import Datapoint, Scalar
-from connector.mqtt_link import MqttLink
+from connector.mqtt_link import MqttLink, MqttOptions
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class Bemcom:
         version: str,
         on_actuator: Callable[[str, str, bytes], None],
         on_state: Callable[[str, bytes], None],
+        mqtt_options: MqttOptions | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -97,7 +98,13 @@ class Bemcom:
         self.ready = asyncio.Event()  # retained map and state have arrived
         self._sync_sent = 0
         self.link = MqttLink(
-            host, port, f"{name}-{uuid.uuid4().hex[:8]}", loop, self._connected, self._message
+            host,
+            port,
+            f"{name}-{uuid.uuid4().hex[:8]}",
+            loop,
+            self._connected,
+            self._message,
+            mqtt_options,
         )
 
     def start(self) -> None:

@@ -19,13 +19,15 @@ from connector import charging_profiles as cp
 from connector import commands as cmd
 from connector import datapoints as dp
 from connector.bemcom import Bemcom, MqttLogHandler
-from connector.central_system import CentralSystem
+from connector.central_system import CentralSystem, ServerOptions
 from connector.charging_control import ChargingControl
 from connector.embedded_broker import EmbeddedBroker
 from connector.limit_store import cp_id_of
+from connector.mqtt_link import MqttOptions
 from connector.settings import Settings
 from connector.station import Station, StationHooks, now_ms
 from connector.station_setup import StationSetup
+from connector.tls import client_context, server_context
 from connector.transaction_ids import TransactionIds
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,12 @@ class Bridge:
             self.version,
             on_actuator=self._on_actuator,
             on_state=self._on_state,
+            mqtt_options=MqttOptions(
+                username=settings.mqtt_broker_username,
+                password=settings.mqtt_broker_password,
+                tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
+                max_queued=settings.mqtt_max_queued,
+            ),
         )
         level = logging.DEBUG if settings.debug else logging.INFO
         self._log_handler = MqttLogHandler(self.bemcom.link, self.bemcom.topic_logs, level)
@@ -104,6 +112,20 @@ class Bridge:
             self._make_station,
             self._on_connect,
             self._on_disconnect,
+            ServerOptions(
+                max_message_size=settings.ocpp_max_message_size,
+                max_connections=settings.ocpp_max_connections,
+                ping_interval=settings.ocpp_ping_interval,
+                allowed=settings.ocpp_allowed_charge_points,
+                passwords=settings.ocpp_basic_auth,
+                ssl_context=(
+                    server_context(
+                        settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca
+                    )
+                    if settings.ocpp_tls_cert
+                    else None
+                ),
+            ),
         )
         await self.central.start()
         self._tasks = [
@@ -162,6 +184,7 @@ class Bridge:
             on_connector=self._offer_connector_actuators,
             on_transaction_seen=self.charging.transaction_seen,
             energy_monotonic=self.settings.ocpp_energy_monotonic,
+            id_tags=self.settings.ocpp_id_tags,
         )
         return Station(cp_id, connection, hooks)
 

@@ -1,8 +1,15 @@
 """The OCPP-J WebSocket server: handshake checks, station ids, the registry.
 
-A handshake is refused with HTTP 400 before the upgrade when the id is empty,
-longer than 64 characters, holds `__` or a control character, or when the
-station offers no `ocpp1.6` subprotocol (CONTRACT §3).
+Handshakes are refused before the upgrade:
+- HTTP 503 beyond OCPP_MAX_CONNECTIONS open connections;
+- HTTP 400 when the id is empty, longer than 64 characters, holds `__` or a
+  control character, or when the station offers no `ocpp1.6` subprotocol
+  (CONTRACT §3);
+- HTTP 401 when the id is not allowed or the Basic credentials are wrong
+  (CONTRACT §7, Security Profile 1).
+With a certificate it serves wss:// (Profile 2), and with a CA it requires
+client certificates (Profile 3). A handshake, TLS included, must finish
+within HANDSHAKE_TIMEOUT, so a slow or stalled client cannot hold a slot.
 """
 
 from __future__ import annotations
@@ -10,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -18,16 +27,28 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from connector.station import Station
+from connector.station_auth import refusal
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
 MAX_ID_LENGTH = 64
-MAX_MESSAGE_SIZE = 65536
-# Seconds between WebSocket pings, and the wait for each pong. A quiet but
-# live station answers pings, so it is never dropped for being quiet.
-PING_INTERVAL = 60.0
-PING_TIMEOUT = 60.0
+HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    max_message_size: int = 65536
+    max_connections: int = 10000
+    # Seconds between WebSocket pings, and the wait for each pong: a dead
+    # connection is noticed within two intervals. A quiet but live station
+    # answers pings whatever its heartbeat interval, so it is never dropped.
+    # 0: no pings.
+    ping_interval: float = 60.0
+    allowed: frozenset[str] | None = None
+    passwords: Mapping[str, str] | None = None
+    ssl_context: ssl.SSLContext | None = None
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
 
 
 def charge_point_id(path: str) -> str:
@@ -73,9 +94,11 @@ class CentralSystem:
         make_station: Callable[[str, ServerConnection], Station],
         on_connect: Callable[[Station], None],
         on_disconnect: Callable[[Station], None],
+        options: ServerOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.options = options or ServerOptions()
         self._make_station = make_station
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
@@ -84,19 +107,27 @@ class CentralSystem:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        options = self.options
+        ping = options.ping_interval or None
         self._server = await serve(
             self._serve_station,
             self.host,
             self.port,
             process_request=self._check_handshake,
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            max_size=MAX_MESSAGE_SIZE,
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_TIMEOUT,
+            # Larger frames close the connection with 1009 (message too big).
+            max_size=options.max_message_size,
+            ping_interval=ping,
+            ping_timeout=ping,
+            open_timeout=options.handshake_timeout,
+            ssl=options.ssl_context,
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
-        log.info("OCPP server listening on ws://%s:%d/<charge point id>", self.host, self.port)
+        scheme = "wss" if options.ssl_context else "ws"
+        log.info(
+            "OCPP server listening on %s://%s:%d/<charge point id>", scheme, self.host, self.port
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -104,6 +135,14 @@ class CentralSystem:
             await self._server.wait_closed()
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        assert self._server is not None
+        if len(self._server.all_connections) >= self.options.max_connections:
+            return self._refuse(
+                connection,
+                request,
+                f"OCPP_MAX_CONNECTIONS ({self.options.max_connections}) reached",
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+            )
         try:
             cp_id = charge_point_id(request.path)
         except UnicodeDecodeError:
@@ -111,6 +150,17 @@ class CentralSystem:
         problem = id_problem(cp_id)
         if problem is not None:
             return self._refuse(connection, request, problem)
+        # The Authorization header is read here and nowhere else; it is never logged.
+        denied = refusal(
+            cp_id,
+            request.headers.get("Authorization"),
+            self.options.allowed,
+            self.options.passwords,
+        )
+        if denied is not None:
+            response = self._refuse(connection, request, denied, http.HTTPStatus.UNAUTHORIZED)
+            response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+            return response
         if SUBPROTOCOL not in offered_subprotocols(request.headers):
             return self._refuse(
                 connection, request, f"the station offers no '{SUBPROTOCOL}' subprotocol"
@@ -118,9 +168,14 @@ class CentralSystem:
         return None
 
     @staticmethod
-    def _refuse(connection: ServerConnection, request: Request, reason: str) -> Response:
-        log.warning("refused a station at %r: %s", request.path[:100], reason)
-        return connection.respond(http.HTTPStatus.BAD_REQUEST, reason + "\n")
+    def _refuse(
+        connection: ServerConnection,
+        request: Request,
+        reason: str,
+        status: http.HTTPStatus = http.HTTPStatus.BAD_REQUEST,
+    ) -> Response:
+        log.warning("refused a station at %r with %d: %s", request.path[:100], status.value, reason)
+        return connection.respond(status, reason + "\n")
 
     async def _serve_station(self, connection: ServerConnection) -> None:
         assert connection.request is not None

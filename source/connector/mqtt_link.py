@@ -3,14 +3,28 @@
 paho's network thread never touches asyncio objects: connection changes and
 messages are passed to the event loop with `call_soon_threadsafe`.
 paho's `publish` is thread-safe, so the loop calls it directly.
+
+QoS 0 (logs) goes straight to paho, which drops it while disconnected.
+QoS>0 (values, state, heartbeats) is never lost to an outage, up to
+MQTT_MAX_QUEUED, and keeps its order. paho cannot hold that many by itself:
+its message ids are 16-bit and a publish whose id is still queued is refused
+(MQTT_ERR_QUEUE_SIZE), so beyond 65535 waiting messages it starts dropping,
+whatever max_queued_messages says. So at most PAHO_WINDOW publishes are
+handed to paho at a time; the rest wait here in order, bounded by
+MQTT_MAX_QUEUED, and follow as the broker acknowledges. What does not fit is
+counted and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -20,6 +34,17 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE = 30
 EARLY_ACKS_KEPT = 1000
+DROP_LOG_INTERVAL = 10.0  # s between WARNINGs about dropped messages
+# Publishes handed to paho and not yet acknowledged, at most.
+PAHO_WINDOW = 1000
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    username: str = ""
+    password: str = field(default="", repr=False)
+    tls_context: ssl.SSLContext | None = None
+    max_queued: int = 100000
 
 
 class MqttLink:
@@ -31,7 +56,9 @@ class MqttLink:
         loop: asyncio.AbstractEventLoop,
         on_connected: Callable[[], None],
         on_message: Callable[[str, bytes, bool], None],
+        options: MqttOptions | None = None,
     ) -> None:
+        options = options or MqttOptions()
         self.host = host
         self.port = port
         self._loop = loop
@@ -43,6 +70,16 @@ class MqttLink:
             protocol=mqtt.MQTTv311,
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._max_queued = options.max_queued
+        # (topic, payload, qos, retain) waiting for the broker, oldest first.
+        self._backlog: deque[tuple[str, str | bytes, int, bool]] = deque()
+        if options.username:
+            self._client.username_pw_set(options.username, options.password or None)
+        if options.tls_context is not None:
+            self._client.tls_set_context(options.tls_context)
+        self.dropped = 0  # publishes refused because the queue was full
+        self._dropped_logged = 0
+        self._drop_logged_at = 0.0
         self._client.on_connect = self._paho_on_connect
         self._client.on_disconnect = self._paho_on_disconnect
         self._client.on_message = self._paho_on_message
@@ -65,15 +102,73 @@ class MqttLink:
         self._client.loop_stop()
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 0, retain: bool = False) -> None:
-        # paho queues QoS>0 messages while disconnected (returning
-        # MQTT_ERR_NO_CONN) and sends them after a reconnect; QoS 0 is dropped.
-        # Our lock is never held while calling paho: paho may run on_publish
-        # under its own locks, and taking ours there could deadlock.
+        """Thread-safe. QoS>0 is kept in order through outages, up to MQTT_MAX_QUEUED."""
+        if qos > 0:
+            with self._lock:
+                waits = (
+                    bool(self._backlog)
+                    or not self.connected.is_set()
+                    or len(self._unacked) >= PAHO_WINDOW
+                )
+                if waits:
+                    if len(self._backlog) >= self._max_queued:
+                        dropped = True
+                    else:
+                        self._backlog.append((topic, payload, qos, retain))
+                        return
+                else:
+                    dropped = False
+            if dropped:
+                self._count_drop()
+                return
+        self._send(topic, payload, qos, retain)
+
+    def _send(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
+        # paho queues a QoS>0 publish while disconnected (MQTT_ERR_NO_CONN)
+        # and sends it after the reconnect. Our lock is never held while
+        # calling paho: paho may run on_publish under its own locks, and
+        # taking ours there could deadlock.
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if qos > 0 and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             with self._lock:
                 if self._acked_early.pop(info.mid, None) is None:
                     self._unacked.add(info.mid)
+        elif qos > 0:
+            self._count_drop()
+
+    def _drain(self) -> None:
+        """Hand waiting publishes to paho, in order, as the window allows."""
+        while True:
+            with self._lock:
+                if (
+                    not self._backlog
+                    or not self.connected.is_set()
+                    or len(self._unacked) >= PAHO_WINDOW
+                ):
+                    return
+                item = self._backlog.popleft()
+            self._send(*item)
+
+    @property
+    def waiting(self) -> int:
+        """QoS>0 publishes not yet handed to paho."""
+        with self._lock:
+            return len(self._backlog)
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
+            self._drop_logged_at = now
+            # paho's thread is not involved; our log handler publishes QoS 0,
+            # which paho drops while disconnected, so the console shows it.
+            log.warning(
+                "MQTT: %d messages dropped so far: the broker %s:%d is unreachable and "
+                "MQTT_MAX_QUEUED messages are already waiting",
+                self.dropped,
+                self.host,
+                self.port,
+            )
 
     def subscribe(self, topics: list[str], qos: int = 1) -> None:
         if topics:
@@ -85,8 +180,9 @@ class MqttLink:
 
     @property
     def unacked(self) -> int:
+        """QoS>0 publishes the broker has not acknowledged yet, waiting ones included."""
         with self._lock:
-            return len(self._unacked)
+            return len(self._unacked) + len(self._backlog)
 
     async def flush(self, seconds: float) -> bool:
         """Wait until the broker acknowledged every QoS>0 publish, or `seconds` pass."""
@@ -107,8 +203,16 @@ class MqttLink:
         self.connected.set()
         if self._was_connected:
             log.info("MQTT: reconnected to %s:%d", self.host, self.port)
+        if self.dropped > self._dropped_logged:
+            log.warning(
+                "MQTT: %d messages were dropped while the broker was unreachable "
+                "(MQTT_MAX_QUEUED reached)",
+                self.dropped - self._dropped_logged,
+            )
+            self._dropped_logged = self.dropped
         self._was_connected = True
         self._loop.call_soon_threadsafe(self._on_connected)
+        self._loop.call_soon_threadsafe(self._drain)
 
     def _paho_on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -136,6 +240,8 @@ class MqttLink:
         with self._lock:
             if mid in self._unacked:
                 self._unacked.discard(mid)
+                if self._backlog:
+                    self._loop.call_soon_threadsafe(self._drain)
                 return
             # Either the ack beat publish() to the bookkeeping, or it belongs
             # to a QoS 0 message, which is not tracked. Keep a bounded record.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 from ocpp.v16.enums import Measurand
 
 from connector.charging_profiles import STRATEGIES
+from connector.tls import TlsError, client_context, server_context
 
 # The two actuators of CONTRACT §3. Later issues add more names here.
 ACTUATORS: tuple[str, ...] = (
@@ -59,6 +60,23 @@ class Settings:
     ocpp_meter_values_sampled_data: tuple[str, ...] | None = None
     ocpp_meter_value_sample_interval: int | None = None
     ocpp_energy_monotonic: bool = True
+    # Security and reliability (CONTRACT §7). Secrets are left out of repr().
+    ocpp_basic_auth: dict[str, str] | None = field(default=None, repr=False)
+    ocpp_allowed_charge_points: frozenset[str] | None = None
+    ocpp_tls_cert: str = ""
+    ocpp_tls_key: str = ""
+    ocpp_tls_ca: str = ""
+    ocpp_id_tags: frozenset[str] | None = None
+    ocpp_max_message_size: int = 65536
+    ocpp_max_connections: int = 10000
+    # Seconds between WebSocket pings; a dead connection is noticed within
+    # two of them. 0 turns pings off, for stations that never answer them.
+    ocpp_ping_interval: float = 60.0
+    mqtt_broker_username: str = ""
+    mqtt_broker_password: str = field(default="", repr=False)
+    mqtt_tls: bool = False
+    mqtt_tls_ca: str = ""
+    mqtt_max_queued: int = 100000
 
     @property
     def embedded_broker(self) -> bool:
@@ -132,6 +150,51 @@ def parse_measurands(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(known[n.lower()] for n in names))
 
 
+def _non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("allowed: a number of seconds, 0 or more") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("allowed: a number of seconds, 0 or more")
+    return value
+
+
+def _id_set(raw: str) -> frozenset[str]:
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("allowed: a comma-separated list, or empty")
+    return names
+
+
+def _file(raw: str) -> str:
+    path = raw.strip()
+    if not Path(path).is_file():
+        raise ValueError("allowed: the path of a readable file, or empty")
+    return path
+
+
+def parse_basic_auth(raw: str) -> dict[str, str]:
+    """`{"<cp id>": "<password>"}`. The message never quotes the value: it is secret."""
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        raise ValueError('allowed: a JSON object {"<cp id>": "<password>"}') from None
+    if not isinstance(decoded, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in decoded.items()
+    ):
+        raise ValueError('allowed: a JSON object {"<cp id>": "<password>"} of non-empty strings')
+    return decoded
+
+
+def _basic_auth_file(raw: str) -> dict[str, str]:
+    try:
+        text = Path(raw.strip()).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ValueError("allowed: the path of a readable UTF-8 file") from None
+    return parse_basic_auth(text)
+
+
 def _connector_name(raw: str) -> str:
     value = raw.strip()
     if not value or any(c in value for c in "+#/") or "\x00" in value:
@@ -193,7 +256,25 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OCPP_METER_VALUES_SAMPLED_DATA": ("ocpp_meter_values_sampled_data", parse_measurands),
     "OCPP_METER_VALUE_SAMPLE_INTERVAL": ("ocpp_meter_value_sample_interval", _int_in(0, 86400)),
     "OCPP_ENERGY_MONOTONIC": ("ocpp_energy_monotonic", _parse_bool),
+    "OCPP_BASIC_AUTH": ("ocpp_basic_auth", parse_basic_auth),
+    "OCPP_BASIC_AUTH_FILE": ("ocpp_basic_auth", _basic_auth_file),
+    "OCPP_ALLOWED_CHARGE_POINTS": ("ocpp_allowed_charge_points", _id_set),
+    "OCPP_TLS_CERT": ("ocpp_tls_cert", _file),
+    "OCPP_TLS_KEY": ("ocpp_tls_key", _file),
+    "OCPP_TLS_CA": ("ocpp_tls_ca", _file),
+    "OCPP_ID_TAGS": ("ocpp_id_tags", _id_set),
+    "OCPP_MAX_MESSAGE_SIZE": ("ocpp_max_message_size", _int_in(1024, 16 * 1024 * 1024)),
+    "OCPP_MAX_CONNECTIONS": ("ocpp_max_connections", _int_in(1, 1_000_000)),
+    "OCPP_PING_INTERVAL": ("ocpp_ping_interval", _non_negative_float),
+    "MQTT_BROKER_USERNAME": ("mqtt_broker_username", str.strip),
+    "MQTT_BROKER_PASSWORD": ("mqtt_broker_password", str),
+    "MQTT_TLS": ("mqtt_tls", _parse_bool),
+    "MQTT_TLS_CA": ("mqtt_tls_ca", _file),
+    "MQTT_MAX_QUEUED": ("mqtt_max_queued", _int_in(1, 100_000_000)),
 }
+
+# Their values never appear in a message.
+_SECRETS = {"OCPP_BASIC_AUTH", "MQTT_BROKER_PASSWORD"}
 
 
 def load_settings(
@@ -214,10 +295,44 @@ def load_settings(
         raw = merged.get(variable)
         if raw is None or (raw.strip() == "" and name not in ("mqtt_broker_host",)):
             continue  # unset or empty: the default applies
+        if name in values:
+            problems.append(f"{variable} is set, but so is the other way to give {name}; set one")
+            continue
         try:
             values[name] = parse(raw)
         except ValueError as error:
-            problems.append(f"{variable}={raw!r} is not valid: {error}")
+            shown = "<hidden>" if variable in _SECRETS else repr(raw)
+            problems.append(f"{variable}={shown} is not valid: {error}")
     if problems:
         raise SettingsError(problems)
-    return Settings(**values)
+    settings = Settings(**values)
+    problems = tls_problems(settings)
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def tls_problems(settings: Settings) -> list[str]:
+    """Settings that only make sense together, and files TLS cannot load."""
+    problems: list[str] = []
+    if bool(settings.ocpp_tls_cert) != bool(settings.ocpp_tls_key):
+        problems.append("OCPP_TLS_CERT and OCPP_TLS_KEY go together: set both, or neither")
+    elif settings.ocpp_tls_ca and not settings.ocpp_tls_cert:
+        problems.append("OCPP_TLS_CA needs OCPP_TLS_CERT and OCPP_TLS_KEY (wss:// first)")
+    elif settings.ocpp_tls_cert:
+        try:
+            server_context(settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca)
+        except TlsError as error:
+            problems.append(f"OCPP_TLS_CERT/OCPP_TLS_KEY/OCPP_TLS_CA: {error}")
+    if settings.mqtt_tls and settings.embedded_broker:
+        problems.append("MQTT_TLS needs MQTT_BROKER_HOST: the embedded broker has no TLS")
+    elif settings.mqtt_tls_ca and not settings.mqtt_tls:
+        problems.append("MQTT_TLS_CA is set, but MQTT_TLS is not TRUE")
+    elif settings.mqtt_tls:
+        try:
+            client_context(settings.mqtt_tls_ca)
+        except TlsError as error:
+            problems.append(f"MQTT_TLS_CA: {error}")
+    if settings.mqtt_broker_password and not settings.mqtt_broker_username:
+        problems.append("MQTT_BROKER_PASSWORD is set, but MQTT_BROKER_USERNAME is empty")
+    return problems

@@ -103,6 +103,8 @@ class StationHooks:
     # for instance across a restart of the connector): (station, connectorId).
     on_transaction_seen: Callable[[Station, int], None] | None = None
     energy_monotonic: bool = True
+    # OCPP_ID_TAGS: when set, other tags are answered Invalid.
+    id_tags: frozenset[str] | None = None
 
 
 class Station(ChargePoint):
@@ -345,7 +347,7 @@ class Station(ChargePoint):
             transaction_id,
             payload["connectorId"],
         )
-        return {"transactionId": transaction_id, "idTagInfo": {"status": "Accepted"}}
+        return {"transactionId": transaction_id, "idTagInfo": self._id_tag_info(payload["idTag"])}
 
     @on(Action.stop_transaction)
     def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +371,14 @@ class Station(ChargePoint):
     @on(Action.authorize)
     def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.hooks.publish(dp.authorize(self.id, payload, now_ms()))
-        return {"idTagInfo": {"status": "Accepted"}}
+        return {"idTagInfo": self._id_tag_info(payload["idTag"])}
+
+    def _id_tag_info(self, id_tag: str) -> dict[str, str]:
+        tags = self.hooks.id_tags
+        if tags is not None and id_tag not in tags:
+            log.warning("%s: id tag %r is not in OCPP_ID_TAGS; answered Invalid", self.id, id_tag)
+            return {"status": "Invalid"}
+        return {"status": "Accepted"}
 
     @on(Action.data_transfer)
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
