@@ -15,6 +15,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from connector import central_system, log_redaction
 from connector import charging_profiles as cp
 from connector import commands as cmd
 from connector import datapoints as dp
@@ -62,6 +63,7 @@ class Bridge:
 
     async def start(self) -> None:
         settings = self.settings
+        log_redaction.install()
         host = settings.mqtt_broker_host
         if settings.embedded_broker:
             host = "127.0.0.1"
@@ -118,6 +120,7 @@ class Bridge:
                 ping_interval=settings.ocpp_ping_interval,
                 allowed=settings.ocpp_allowed_charge_points,
                 passwords=settings.ocpp_basic_auth,
+                handshake_timeout=central_system.HANDSHAKE_TIMEOUT,
                 ssl_context=(
                     server_context(
                         settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca

@@ -223,6 +223,8 @@ async def running_connector(settings: Settings) -> AsyncIterator[Bridge]:
 
 def station_url(bridge: Bridge, cp_id: str) -> str:
     assert bridge.central is not None
+    if bridge.central.options.ssl_context is not None:
+        return f"wss://localhost:{bridge.central.port}/ocpp/{cp_id}"
     return f"ws://127.0.0.1:{bridge.central.port}/ocpp/{cp_id}"
 
 
@@ -232,8 +234,11 @@ async def simulated_station(
     cp_id: str,
     options: SimulatorOptions | None = None,
     boot: bool = True,
+    **connect_args: Any,
 ) -> AsyncIterator[SimulatedChargePoint]:
-    async with connect(station_url(bridge, cp_id), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+    """A simulated station; `connect_args` go to websockets' connect (headers, ssl)."""
+    url = station_url(bridge, cp_id)
+    async with connect(url, subprotocols=["ocpp1.6"], **connect_args) as ws:  # type: ignore[list-item]
         station = SimulatedChargePoint(cp_id, ws, options or SimulatorOptions(meter_interval=0))
         reader = asyncio.create_task(station.start())
         try:
