@@ -57,16 +57,20 @@ def _wait_for_port(port: int, deadline: float) -> None:
 class Mosquitto:
     """A real Mosquitto on a free port; can be stopped and started again."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, config: str = "allow_anonymous true\npersistence false\n"
+    ) -> None:
+        """`config` follows the plain listener on `self.port`; it may add listeners."""
         executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not os.path.exists(executable):
             pytest.fail("mosquitto is not installed (apt-get install mosquitto)")
         self.executable = executable
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
+        # `user root`: as root, Mosquitto would switch to its own user, which
+        # cannot read the test's files.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.config.write_text(f"{user}listener {self.port} 127.0.0.1\n{config}")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -95,18 +99,34 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 class Probe:
     """A plain MQTT client that records everything under the connector's name."""
 
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(
+        self,
+        port: int,
+        name: str,
+        *,
+        session: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: Path | None = None,
+    ) -> None:
+        """`session`: a client id whose session the broker keeps across disconnects."""
         self.name = name
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"probe-{name}-{uuid.uuid4().hex[:6]}",
+            client_id=session or f"probe-{name}-{uuid.uuid4().hex[:6]}",
+            clean_session=session is None,
         )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)  # type: ignore[arg-type]
         self.client.on_message = self._on_message
         connected = threading.Event()
         self.client.on_connect = lambda *args: connected.set()
-        self.client.connect("127.0.0.1", port)
+        self.client.connect("localhost" if tls_ca else "127.0.0.1", port)
         self.client.loop_start()
         if not connected.wait(WAIT):
             raise RuntimeError("probe could not connect")
