@@ -1,0 +1,262 @@
+"""Property-based tests: generated hostile input never crashes anything (CONTRACT §7).
+
+- The frame parser, the mapping code and the actuator path get more than
+  10,000 generated frames, payloads and values between them. Each either
+  gives a result or refuses with its own error type, never anything else.
+- Over a real WebSocket to a running connector, generated frames in bursts:
+  every CALL with a message id gets an answer with that id, the connection
+  keeps serving valid calls, and another station is not affected.
+
+Examples are derandomized, so CI runs the same cases every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ocpp.messages import Call, CallError, CallResult
+from ocpp.v16.enums import Action
+from websockets.sync.client import connect as sync_connect
+
+from connector import commands as cmd
+from connector import datapoints as dp
+from connector import limit_store, station_config
+from connector.bemcom import InvalidMap, parse_datapoint_map
+from connector.bridge import Bridge
+from connector.electrical import measure
+from connector.frames import FrameError, parse_frame
+from connector.tests.conftest import Mosquitto, test_settings
+
+FAST = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+ACTIONS = [a.value for a in Action]
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+)
+JSON = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+MESSAGE_IDS = st.text(min_size=1, max_size=40) | JSON_SCALARS
+ACTION_NAMES = st.sampled_from(ACTIONS) | st.text(max_size=30) | JSON_SCALARS
+
+# Frames shaped like OCPP-J, with each part possibly wrong.
+STRUCTURED_FRAMES = st.one_of(
+    st.tuples(st.sampled_from([2, 3, 4]) | st.integers(), MESSAGE_IDS, ACTION_NAMES, JSON).map(
+        list
+    ),
+    st.tuples(st.just(2), st.text(min_size=1, max_size=36), st.sampled_from(ACTIONS), JSON).map(
+        list
+    ),
+    st.lists(JSON, max_size=6),
+    JSON,
+).map(lambda frame: json.dumps(frame))
+
+RAW_FRAMES = st.text(max_size=200) | st.binary(max_size=200) | STRUCTURED_FRAMES
+
+
+def is_call_with_id(frame: str | bytes) -> str | None:
+    """The message id of a frame that is a CALL with a string id, else None."""
+    try:
+        decoded = json.loads(frame)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if isinstance(decoded, list) and len(decoded) >= 2 and decoded[0] == 2:
+        return decoded[1] if isinstance(decoded[1], str) else None
+    return None
+
+
+# ---- the frame handler ---------------------------------------------------
+
+
+@settings(FAST, max_examples=3000)
+@given(RAW_FRAMES)
+def test_parse_frame_never_raises(frame: str | bytes) -> None:
+    result = parse_frame(frame)
+    assert isinstance(result, Call | CallResult | CallError | FrameError)
+    unique_id = is_call_with_id(frame)
+    if unique_id is not None:
+        # A CALL with an id is always answerable: as a call, or with a CALLERROR.
+        assert result.unique_id == unique_id
+
+
+@settings(FAST, max_examples=2000)
+@given(st.sampled_from(ACTIONS), JSON)
+def test_calls_with_any_payload_parse_or_refuse(action: str, payload: Any) -> None:
+    frame = json.dumps([2, "id-1", action, payload])
+    result = parse_frame(frame)
+    if isinstance(payload, dict):
+        assert isinstance(result, Call) and result.payload == payload
+    else:
+        assert isinstance(result, FrameError) and result.unique_id == "id-1"
+
+
+# ---- the mapping code ----------------------------------------------------
+
+SAMPLED_VALUE = st.dictionaries(
+    st.sampled_from(["value", "measurand", "phase", "location", "unit", "context", "format"]),
+    JSON_SCALARS | st.sampled_from(["Voltage", "Current.Import", "kWh", "L1", "L1-N", "12.5"]),
+)
+METER_VALUE = st.lists(
+    st.fixed_dictionaries(
+        {"sampledValue": st.lists(SAMPLED_VALUE, max_size=6)},
+        optional={"timestamp": JSON_SCALARS | st.just("2026-01-01T00:00:00Z")},
+    ),
+    max_size=4,
+)
+
+
+@settings(FAST, max_examples=1000)
+@given(METER_VALUE, st.integers(min_value=0, max_value=10))
+def test_meter_value_mapping_never_raises(
+    meter_value: list[dict[str, Any]], connector: int
+) -> None:
+    mapped = dp.meter_values("CP", connector, meter_value, 1000)
+    for point in mapped.datapoints:
+        assert point.key.startswith("CP__MeterValues__")
+        assert not isinstance(point.value, float) or math.isfinite(point.value)
+    measure(meter_value)
+
+
+@settings(FAST, max_examples=1000)
+@given(st.dictionaries(st.text(max_size=50), st.none() | st.text(max_size=60), max_size=10))
+def test_configuration_parsing_never_raises(config: dict[str, str | None]) -> None:
+    caps = station_config.capabilities(config)
+    assert caps.rate_units <= {"A", "W"} and caps.rate_units
+    station_config.configuration_datapoints("CP", config, 1)
+
+
+# ---- the actuator path ---------------------------------------------------
+
+
+@settings(FAST, max_examples=2500)
+@given(JSON | st.binary(max_size=50))
+def test_actuator_values_are_valid_or_refused(value: Any) -> None:
+    payload = value if isinstance(value, bytes) else json.dumps({"value": value}).encode()
+    try:
+        parsed = cmd.parse_actuator_payload(payload)
+    except cmd.InvalidCommand:
+        return
+    for parse in (cmd.parse_power_limit, cmd.parse_trigger):
+        try:
+            result = parse(parsed)
+        except cmd.InvalidCommand:
+            continue
+        if parse is cmd.parse_power_limit and result is not None:
+            assert 0 <= result <= cmd.MAX_POWER_W and math.isfinite(result)
+
+
+@settings(FAST, max_examples=1000)
+@given(st.text(max_size=80))
+def test_actuator_keys_are_valid_or_refused(key: str) -> None:
+    try:
+        target = cmd.parse_actuator_key(key, (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE))
+    except cmd.InvalidCommand:
+        return
+    assert target.connector_id is None or 0 <= target.connector_id <= cmd.MAX_CONNECTOR_ID
+
+
+@settings(FAST, max_examples=1000)
+@given(st.binary(max_size=100) | JSON.map(lambda v: json.dumps(v).encode()))
+def test_maps_and_kept_state_are_valid_or_refused(payload: bytes) -> None:
+    try:
+        parse_datapoint_map(payload)
+    except InvalidMap:
+        pass
+    limits = limit_store.decode(payload)
+    assert limits is None or all(v is None or v >= 0 for v in limits.values())
+
+
+# ---- over a real WebSocket -----------------------------------------------
+
+
+class BackgroundConnector:
+    """The connector in its own thread and event loop, for synchronous clients."""
+
+    def __init__(self, mosquitto_port: int, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.bridge = Bridge(test_settings(name, mosquitto_port), "test")
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.bridge.start(), self.loop).result(30)
+
+    @property
+    def url(self) -> str:
+        assert self.bridge.central is not None
+        return f"ws://127.0.0.1:{self.bridge.central.port}/ocpp/"
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.bridge.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def background(mosquitto: Mosquitto) -> Iterator[BackgroundConnector]:
+    connector = BackgroundConnector(mosquitto.port, f"hostile-{uuid.uuid4().hex[:8]}")
+    yield connector
+    connector.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile(background: BackgroundConnector) -> Iterator[Any]:
+    with sync_connect(background.url + "HOSTILE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        yield ws
+
+
+@pytest.fixture(scope="module")
+def bystander(background: BackgroundConnector) -> Iterator[Any]:
+    with sync_connect(background.url + "BYSTANDER", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        yield ws
+
+
+def heartbeat_answered(ws: Any) -> list[Any]:
+    """Sends a Heartbeat and returns every frame up to its answer."""
+    marker = f"hb-{uuid.uuid4().hex[:12]}"
+    ws.send(json.dumps([2, marker, "Heartbeat", {}]))
+    seen = []
+    while True:
+        frame = json.loads(ws.recv(timeout=10))
+        seen.append(frame)
+        if frame[:2] == [3, marker]:
+            return seen
+
+
+@pytest.mark.broker
+@settings(FAST, max_examples=150)
+@given(st.lists(RAW_FRAMES, min_size=1, max_size=20))
+def test_a_burst_of_generated_frames_over_a_real_websocket(
+    hostile: Any, bystander: Any, frames: list[str | bytes]
+) -> None:
+    expected = set()
+    for frame in frames:
+        hostile.send(frame)
+        unique_id = is_call_with_id(frame)
+        if unique_id is not None:
+            expected.add(unique_id)
+    answers = heartbeat_answered(hostile)
+    answered = {f[1] for f in answers if isinstance(f, list) and len(f) > 1 and f[0] in (3, 4)}
+    assert expected <= answered, expected - answered
+    # The other station is served as before.
+    assert heartbeat_answered(bystander)[-1][0] == 3
