@@ -135,3 +135,58 @@ def test_bad_charging_control_settings(variable: str, value: str) -> None:
         load_settings({variable: value}, env_file=None)
     (line,) = caught.value.problems
     assert line.startswith(f"{variable}={value!r}") and "allowed" in line
+
+
+def test_security_settings(tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text('{"CP_1": "pass-1x", "CP 2": "pass-2y"}')
+    settings = load_settings(
+        {
+            "OCPP_BASIC_AUTH_FILE": str(passwords),
+            "OCPP_ALLOWED_CHARGE_POINTS": "CP_1, CP 2",
+            "OCPP_ID_TAGS": "TAG1,TAG2",
+            "OCPP_MAX_MESSAGE_SIZE": "4096",
+            "OCPP_MAX_CONNECTIONS": "500",
+            "OCPP_PING_INTERVAL": "0",
+            "MQTT_BROKER_HOST": "broker",
+            "MQTT_BROKER_USERNAME": "bemcom",
+            "MQTT_BROKER_PASSWORD": "pw",
+            "MQTT_MAX_QUEUED": "1000",
+        },
+        env_file=None,
+    )
+    assert settings.ocpp_basic_auth == {"CP_1": "pass-1x", "CP 2": "pass-2y"}
+    assert settings.ocpp_allowed_charge_points == {"CP_1", "CP 2"}
+    assert settings.ocpp_id_tags == {"TAG1", "TAG2"}
+    assert (settings.ocpp_max_message_size, settings.ocpp_max_connections) == (4096, 500)
+    assert settings.ocpp_ping_interval == 0
+    assert (settings.mqtt_broker_username, settings.mqtt_max_queued) == ("bemcom", 1000)
+    # Secrets never show in a repr, a log line or an error.
+    assert "pass-1x" not in repr(settings) and "pw" not in repr(settings)
+    inline = load_settings({"OCPP_BASIC_AUTH": '{"CP_1": "x"}'}, env_file=None)
+    assert inline.ocpp_basic_auth == {"CP_1": "x"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"OCPP_BASIC_AUTH": '{"CP_1": 5}'}, "OCPP_BASIC_AUTH=<hidden>"),
+        ({"OCPP_BASIC_AUTH": "hunter2"}, "OCPP_BASIC_AUTH=<hidden>"),
+        ({"OCPP_BASIC_AUTH_FILE": "/nonexistent"}, "OCPP_BASIC_AUTH_FILE"),
+        ({"OCPP_BASIC_AUTH": "{}", "OCPP_BASIC_AUTH_FILE": "/x"}, "set one"),
+        ({"OCPP_TLS_CERT": "/etc/hostname"}, "OCPP_TLS_CERT"),
+        ({"OCPP_TLS_CA": "/etc/hostname"}, "OCPP_TLS_CA needs"),
+        ({"OCPP_MAX_MESSAGE_SIZE": "10"}, "OCPP_MAX_MESSAGE_SIZE"),
+        ({"OCPP_PING_INTERVAL": "-1"}, "OCPP_PING_INTERVAL"),
+        ({"MQTT_TLS": "TRUE"}, "embedded broker has no TLS"),
+        ({"MQTT_BROKER_HOST": "b", "MQTT_TLS_CA": "/etc/hostname"}, "MQTT_TLS is not TRUE"),
+        ({"MQTT_BROKER_HOST": "b", "MQTT_BROKER_PASSWORD": "pw"}, "USERNAME is empty"),
+        ({"MQTT_BROKER_PASSWORD": "hunter2", "MQTT_MAX_QUEUED": "0"}, "MQTT_MAX_QUEUED"),
+    ],
+)
+def test_bad_security_settings(environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ, env_file=None)
+    message = "\n".join(caught.value.problems)
+    assert fragment in message
+    assert "hunter2" not in message
