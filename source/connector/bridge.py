@@ -15,6 +15,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from connector import actuators as act
 from connector import central_system, log_redaction
 from connector import charging_profiles as cp
 from connector import commands as cmd
@@ -22,6 +23,7 @@ from connector import datapoints as dp
 from connector.bemcom import Bemcom, MqttLogHandler
 from connector.central_system import CentralSystem, ServerOptions
 from connector.charging_control import ChargingControl
+from connector.command_runner import CommandRunner
 from connector.embedded_broker import EmbeddedBroker
 from connector.limit_store import cp_id_of
 from connector.mqtt_link import MqttOptions
@@ -52,6 +54,7 @@ class Bridge:
         self.transaction_ids = TransactionIds()
         self.charging = ChargingControl(settings, self._publish, self._persist)
         self.setup = StationSetup(settings, self.charging, self._publish)
+        self.commands = CommandRunner(self._publish)
         self.broker: EmbeddedBroker | None = None
         self.bemcom: Bemcom | None = None
         self.central: CentralSystem | None = None
@@ -208,8 +211,11 @@ class Bridge:
     def _offer_actuators(self, cp_id: str, connector_id: int | None) -> None:
         assert self.bemcom is not None
         for actuator in self.settings.ocpp_config:
+            if not act.offered_on(actuator, connector_id):
+                continue
             key = cmd.actuator_key(cp_id, actuator, connector_id)
-            self.bemcom.offer_actuators([key], _ACTUATOR_EXAMPLES.get(actuator))
+            example = act.ACTUATORS[actuator].example if actuator in act.ACTUATORS else None
+            self.bemcom.offer_actuators([key], _ACTUATOR_EXAMPLES.get(actuator, example))
 
     def _next_transaction_id(self) -> int:
         issued = self.transaction_ids.next()
@@ -256,12 +262,31 @@ class Bridge:
                 self.charging.request(station, target.cp_id, connector_id, limit)
             elif target.actuator == cmd.TRIGGER_MESSAGE:
                 self._trigger(target, cmd.parse_trigger(value))
+            else:
+                self._command(target, act.build(target.actuator, value, target.connector_id))
         except cmd.InvalidCommand as error:
             log.error("invalid command on %s, value %s: %s; nothing was sent", topic, shown, error)
 
     def _station(self, cp_id: str) -> Station | None:
         assert self.central is not None
         return self.central.stations.get(cp_id)
+
+    def _command(self, target: cmd.ActuatorKey, request: act.Request) -> None:
+        station = self._station(target.cp_id)
+        if station is None:
+            # A Reset or a remote start hours later would surprise; not kept.
+            log.warning(
+                "%s: not connected; dropped %s, which is not kept for later",
+                target.cp_id,
+                request.action,
+            )
+            return
+        connector_id = target.connector_id or None
+        if target.actuator == act.CLEAR_CHARGING_PROFILE:
+            # The profiles this connector set, and the kept limit with them.
+            self.charging.request(station, target.cp_id, connector_id or 0, None)
+            return
+        self.commands.submit(station, request, connector_id)
 
     def _trigger(self, target: cmd.ActuatorKey, message: str) -> None:
         station = self._station(target.cp_id)

@@ -19,11 +19,25 @@ from ocpp.v16.enums import Measurand
 from connector.charging_profiles import STRATEGIES
 from connector.tls import TlsError, client_context, server_context
 
-# The two actuators of CONTRACT §3. Later issues add more names here.
+# Every actuator (CONTRACT §3 and §6); OCPP_CONFIG picks from these.
 ACTUATORS: tuple[str, ...] = (
     "execute_send_charging_profile",
     "execute_trigger_message",
+    "execute_remote_start_transaction",
+    "execute_remote_stop_transaction",
+    "execute_change_availability",
+    "execute_reset",
+    "execute_unlock_connector",
+    "execute_clear_charging_profile",
+    "execute_change_configuration",
+    "execute_get_configuration",
+    "execute_data_transfer",
+    "execute_get_composite_schedule",
+    "execute_update_firmware",
+    "execute_get_diagnostics",
 )
+# Offered when OCPP_CONFIG is unset or empty.
+DEFAULT_ACTUATORS: tuple[str, ...] = ACTUATORS[:2]
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 
@@ -45,7 +59,7 @@ class Settings:
     debug: bool = False
     ocpp_host: str = "0.0.0.0"
     ocpp_port: int = 9000
-    ocpp_config: tuple[str, ...] = ACTUATORS
+    ocpp_config: tuple[str, ...] = DEFAULT_ACTUATORS
     heartbeat_interval: float = 30.0
     ocpp_heartbeat_interval: int = 300
     ocpp_response_timeout: float = 30.0
@@ -213,7 +227,7 @@ def parse_ocpp_config(raw: str) -> tuple[str, ...]:
     """Accept a JSON list, a JSON string, or a comma-separated list."""
     text = raw.strip()
     if text == "":
-        return ACTUATORS
+        return DEFAULT_ACTUATORS
     names: list[Any]
     try:
         decoded = json.loads(text)

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from connector.settings import ACTUATORS, Settings, SettingsError, load_settings, parse_ocpp_config
+from connector.settings import (
+    ACTUATORS,
+    DEFAULT_ACTUATORS,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_ocpp_config,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -32,7 +39,7 @@ def test_the_repositorys_env_file_holds_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ('["execute_send_charging_profile","execute_trigger_message"]', ACTUATORS),
+        ('["execute_send_charging_profile","execute_trigger_message"]', DEFAULT_ACTUATORS),
         ('["execute_trigger_message"]', ("execute_trigger_message",)),
         ('"execute_trigger_message"', ("execute_trigger_message",)),
         (
@@ -40,7 +47,8 @@ def test_the_repositorys_env_file_holds_the_defaults() -> None:
             ("execute_trigger_message", "execute_send_charging_profile"),
         ),
         ("all", ACTUATORS),
-        ("", ACTUATORS),
+        ("", DEFAULT_ACTUATORS),
+        ("execute_reset,execute_unlock_connector", ("execute_reset", "execute_unlock_connector")),
     ],
 )
 def test_ocpp_config_forms(raw: str, expected: tuple[str, ...]) -> None:

@@ -1,0 +1,72 @@
+"""Sends the commands of CONTRACT §6 to a station and publishes what comes back.
+
+Every outcome becomes `<cp>__<Command>__status` (station.command does that);
+answers that carry data go to the datapoints the contract names, and a
+configuration change is read back so `<cp>__Configuration__<key>` shows the
+value in force. Commands to one station go one at a time, in arrival order
+(the station's call lock is first come, first served); a silent station
+delays only its own commands, by OCPP_RESPONSE_TIMEOUT at most each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from connector import actuators as act
+from connector import datapoints as dp
+from connector import station_config as sc
+from connector.station import Station, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class CommandRunner:
+    def __init__(self, publish: Callable[[list[dp.Datapoint]], None]) -> None:
+        self._publish = publish
+
+    def submit(self, station: Station, request: act.Request, connector_id: int | None) -> None:
+        if request.action == "RemoteStopTransaction" and (
+            request.payload["transactionId"] == act.RUNNING_TRANSACTION
+        ):
+            assert connector_id is not None
+            transaction_id = station.active_transaction(connector_id)
+            if transaction_id is None:
+                log.warning(
+                    "%s: no transaction is known to run on connector %d; nothing was sent",
+                    station.id,
+                    connector_id,
+                )
+                return
+            request = act.Request("RemoteStopTransaction", {"transactionId": transaction_id})
+        station.spawn(self.run(station, request))
+
+    async def run(self, station: Station, request: act.Request) -> None:
+        status, answer = await station.command(request.action, request.payload)
+        now = now_ms()
+        if request.action == "GetConfiguration" and answer:
+            self._configuration(station, answer)
+            for key in answer.get("unknownKey") or []:
+                log.warning(
+                    "%s: the station does not know the configuration key %r", station.id, key
+                )
+        elif request.action == "ChangeConfiguration" and status in ("Accepted", "RebootRequired"):
+            if status == "RebootRequired":
+                log.warning(
+                    "%s: %s applies after the station reboots (RebootRequired)",
+                    station.id,
+                    request.payload["key"],
+                )
+            # Read back, so the key shows the value the station holds now.
+            _, read = await station.command("GetConfiguration", {"key": [request.payload["key"]]})
+            self._configuration(station, read)
+        points = act.result_datapoints(station.id, request, answer, now)
+        if points:
+            self._publish(points)
+
+    def _configuration(self, station: Station, answer: dict[str, object]) -> None:
+        config = sc.read_configuration(answer)
+        if config:
+            station.config.update(config)
+            station.capabilities = sc.capabilities(station.config)
+            self._publish(sc.configuration_datapoints(station.id, config, now_ms()))
