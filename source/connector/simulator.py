@@ -98,6 +98,7 @@ class SimulatedChargePoint(ChargePoint):
         self.config: dict[str, tuple[str | None, bool]] = self._initial_config()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wire: Any = None  # the payload of the call being handled
+        self._stopping = False
 
     def _initial_config(self) -> dict[str, tuple[str | None, bool]]:
         """key -> (value, readonly)"""
@@ -147,7 +148,8 @@ class SimulatedChargePoint(ChargePoint):
         return [payload for name, payload in self.received if name == action]
 
     def _status(self, action: str) -> str:
-        return self.options.responses.get(action, "Accepted")
+        default = "Unlocked" if action == "UnlockConnector" else "Accepted"
+        return self.options.responses.get(action, default)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -429,6 +431,107 @@ class SimulatedChargePoint(ChargePoint):
         if status in ("Accepted", "RebootRequired"):
             self.config[key] = (value, False)
         return call_result.ChangeConfiguration(status=status)
+
+    # ---- the rest of the commands (CONTRACT §6) ----------------------------
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start_transaction(self, **_: Any):
+        return call_result.RemoteStartTransaction(status=self._status("RemoteStartTransaction"))
+
+    @after(Action.remote_start_transaction)
+    def after_remote_start_transaction(self, **_: Any):
+        if self._status("RemoteStartTransaction") == "Accepted" and self.transaction_id is None:
+            request = self._wire
+            self._spawn(self.start_transaction(request.get("connectorId", 1), request["idTag"]))
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop_transaction(self, **_: Any):
+        status = self._status("RemoteStopTransaction")
+        if self._wire["transactionId"] != self.transaction_id:
+            status = "Rejected"
+        self._stopping = status == "Accepted"
+        return call_result.RemoteStopTransaction(status=status)
+
+    @after(Action.remote_stop_transaction)
+    def after_remote_stop_transaction(self, **_: Any):
+        if self._stopping:
+            self._spawn(self.stop_transaction("Remote"))
+
+    @on(Action.change_availability)
+    def on_change_availability(self, **_: Any):
+        return call_result.ChangeAvailability(status=self._status("ChangeAvailability"))
+
+    @after(Action.change_availability)
+    def after_change_availability(self, **_: Any):
+        if self._status("ChangeAvailability") == "Accepted":
+            request = self._wire
+            status = "Available" if request["type"] == "Operative" else "Unavailable"
+            self._spawn(self.send_status(request["connectorId"], status))
+
+    @on(Action.reset)
+    def on_reset(self, **_: Any):
+        return call_result.Reset(status=self._status("Reset"))
+
+    @after(Action.reset)
+    def after_reset(self, **_: Any):
+        if self._status("Reset") == "Accepted":
+            self._spawn(self.boot())
+
+    @on(Action.unlock_connector)
+    def on_unlock_connector(self, **_: Any):
+        return call_result.UnlockConnector(status=self._status("UnlockConnector"))
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, **_: Any):
+        data = self._wire.get("data")
+        return call_result.DataTransfer(
+            status=self._status("DataTransfer"), data=None if data is None else f"echo:{data}"
+        )
+
+    @on(Action.get_composite_schedule)
+    def on_get_composite_schedule(self, **_: Any):
+        status = self._status("GetCompositeSchedule")
+        if status != "Accepted":
+            return call_result.GetCompositeSchedule(status=status)
+        connector_id = self._wire["connectorId"]
+        limit = self.power_w(connector_id or 1)
+        return call_result.GetCompositeSchedule(
+            status=status,
+            connector_id=connector_id,
+            schedule_start=utc_now(),
+            charging_schedule={
+                "duration": self._wire["duration"],
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(limit, 1)}],
+            },
+        )
+
+    @on(Action.update_firmware)
+    def on_update_firmware(self, **_: Any):
+        return call_result.UpdateFirmware()
+
+    @after(Action.update_firmware)
+    def after_update_firmware(self, **_: Any):
+        self._spawn(
+            self._notify_each(
+                call.FirmwareStatusNotification,
+                ["Downloading", "Downloaded", "Installing", "Installed"],
+            )
+        )
+
+    @on(Action.get_diagnostics)
+    def on_get_diagnostics(self, **_: Any):
+        return call_result.GetDiagnostics(file_name=f"diagnostics-{self.id}.zip")
+
+    @after(Action.get_diagnostics)
+    def after_get_diagnostics(self, **_: Any):
+        self._spawn(
+            self._notify_each(call.DiagnosticsStatusNotification, ["Uploading", "Uploaded"])
+        )
+
+    async def _notify_each(self, message: Any, statuses: list[str]) -> None:
+        for status in statuses:
+            await self.call(message(status=status))
 
 
 async def run_simulator(url: str, options: SimulatorOptions) -> None:
