@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ocpp.messages import Call, CallError, CallResult
+from ocpp.messages import Call, CallError, CallResult, validate_payload
 from ocpp.v16.enums import Action
 from websockets.sync.client import connect as sync_connect
 
+from connector import actuators, limit_store, station_config
 from connector import commands as cmd
 from connector import datapoints as dp
-from connector import limit_store, station_config
 from connector.bemcom import InvalidMap, parse_datapoint_map
 from connector.bridge import Bridge
 from connector.electrical import measure
@@ -260,3 +260,24 @@ def test_a_burst_of_generated_frames_over_a_real_websocket(
     assert expected <= answered, expected - answered
     # The other station is served as before.
     assert heartbeat_answered(bystander)[-1][0] == 3
+
+
+@settings(FAST, max_examples=1500)
+@given(
+    st.sampled_from(sorted(actuators.ACTUATORS)),
+    JSON,
+    st.none() | st.integers(min_value=0, max_value=cmd.MAX_CONNECTOR_ID),
+)
+def test_every_actuator_builds_a_valid_request_or_refuses(
+    actuator: str, value: Any, connector_id: int | None
+) -> None:
+    try:
+        request = actuators.build(actuator, value, connector_id)
+    except cmd.InvalidCommand:
+        return
+    if request.payload.get("transactionId") == actuators.RUNNING_TRANSACTION:
+        return  # the bridge puts in the running transaction before sending
+    if request.action == "ClearChargingProfile":
+        return  # sent by charging control, by profile id
+    # Whatever is built passes the OCPP 1.6 schema the station will apply.
+    asyncio.run(validate_payload(Call("x", request.action, request.payload), "1.6"))
