@@ -102,6 +102,13 @@ CASES: dict[str, Case] = {
         {"connectorId": 1},
         {"UnlockConnector__status": "Unlocked"},
     ),
+    "clear_charging_profile": Case(
+        key("clear_charging_profile", 1),
+        1,
+        "ClearChargingProfile",
+        {"id": 8001},  # after {"id": 7001}: the ids this connector's profiles use
+        {"ClearChargingProfile__status": "Unknown", "ChargingLimit__1__W": None},
+    ),
     "change_configuration": Case(
         key("change_configuration"),
         "MeterValueSampleInterval=60",
