@@ -53,8 +53,8 @@ class Bridge:
         self.version = version
         self.transaction_ids = TransactionIds()
         self.charging = ChargingControl(settings, self._publish, self._persist)
-        self.setup = StationSetup(settings, self.charging, self._publish)
         self.commands = CommandRunner(self._publish)
+        self.setup = StationSetup(settings, self.charging, self.commands)
         self.broker: EmbeddedBroker | None = None
         self.bemcom: Bemcom | None = None
         self.central: CentralSystem | None = None

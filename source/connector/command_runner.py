@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 from connector import actuators as act
 from connector import datapoints as dp
-from connector import station_config as sc
 from connector.station import Station, now_ms
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class CommandRunner:
         status, answer = await station.command(request.action, request.payload)
         now = now_ms()
         if request.action == "GetConfiguration" and answer:
-            self._configuration(station, answer)
+            station.take_configuration(answer)
             for key in answer.get("unknownKey") or []:
                 log.warning(
                     "%s: the station does not know the configuration key %r", station.id, key
@@ -59,14 +58,7 @@ class CommandRunner:
                 )
             # Read back, so the key shows the value the station holds now.
             _, read = await station.command("GetConfiguration", {"key": [request.payload["key"]]})
-            self._configuration(station, read)
+            station.take_configuration(read)
         points = act.result_datapoints(station.id, request, answer, now)
         if points:
             self._publish(points)
-
-    def _configuration(self, station: Station, answer: dict[str, object]) -> None:
-        config = sc.read_configuration(answer)
-        if config:
-            station.config.update(config)
-            station.capabilities = sc.capabilities(station.config)
-            self._publish(sc.configuration_datapoints(station.id, config, now_ms()))

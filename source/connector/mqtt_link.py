@@ -149,12 +149,6 @@ class MqttLink:
                 item = self._backlog.popleft()
             self._send(*item)
 
-    @property
-    def waiting(self) -> int:
-        """QoS>0 publishes not yet handed to paho."""
-        with self._lock:
-            return len(self._backlog)
-
     def _count_drop(self) -> None:
         self.dropped += 1
         now = time.monotonic()

@@ -54,7 +54,12 @@ from connector.frames import (
     ocpp16_code,
     parse_frame,
 )
-from connector.station_config import Capabilities
+from connector.station_config import (
+    Capabilities,
+    capabilities,
+    configuration_datapoints,
+    read_configuration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -415,6 +420,20 @@ class Station(ChargePoint):
             if connector == connector_id:
                 return transaction_id
         return None
+
+    def take_configuration(
+        self, answer: dict[str, Any], replace: bool = False
+    ) -> dict[str, str | None]:
+        """Keys of a GetConfiguration answer: kept, published as
+        `<cp>__Configuration__<key>`, and what the station can do read anew."""
+        config = read_configuration(answer)
+        if replace:
+            self.config = {}
+        self.config.update(config)
+        self.capabilities = capabilities(self.config)
+        if config:
+            self.hooks.publish(configuration_datapoints(self.id, config, now_ms()))
+        return config
 
     def note_connector(self, connector_id: int) -> None:
         if connector_id not in self.connectors:

@@ -8,7 +8,8 @@
    `<cp>__Configuration__<key>`; the smart-charging keys are asked for by
    name when the answer for all keys leaves them out.
 3. Write OCPP_METER_VALUES_SAMPLED_DATA and OCPP_METER_VALUE_SAMPLE_INTERVAL
-   where they differ from what the station reported, and read them back.
+   where they differ from what the station reported, and read them back, as
+   execute_change_configuration does.
 4. Apply the charging limits in force.
 
 One setup runs at a time per station; a BootNotification starts another.
@@ -19,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
-from connector import datapoints as dp
+from connector import actuators as act
 from connector import station_config as sc
 from connector.charging_control import ChargingControl
+from connector.command_runner import CommandRunner
 from connector.settings import Settings
-from connector.station import Station, now_ms
+from connector.station import Station
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ class StationSetup:
         self,
         settings: Settings,
         charging: ChargingControl,
-        publish: Callable[[list[dp.Datapoint]], None],
+        commands: CommandRunner,
     ) -> None:
         self.settings = settings
         self.charging = charging
-        self._publish = publish
+        self.commands = commands
 
     def connected(self, station: Station) -> None:
         station.spawn(self._after_connect(station))
@@ -81,23 +82,13 @@ class StationSetup:
                 station.learned.set()
             await self.charging.apply_all(station)
 
-    async def _get_configuration(
-        self, station: Station, keys: list[str] | None
-    ) -> tuple[str, dict[str, str | None]]:
-        status, answer = await station.command("GetConfiguration", {"key": keys} if keys else {})
-        config = sc.read_configuration(answer)
-        if config:
-            self._publish(sc.configuration_datapoints(station.id, config, now_ms()))
-        return status, config
-
     async def _learn(self, station: Station) -> None:
-        status, config = await self._get_configuration(station, None)
-        missing = sc.missing_keys(config)
+        status, answer = await station.command("GetConfiguration", {})
+        missing = sc.missing_keys(station.take_configuration(answer, replace=True))
         if missing and status == "Accepted":  # a station that timed out would again
-            config.update((await self._get_configuration(station, missing))[1])
-        caps = sc.capabilities(config)
-        station.config = config
-        station.capabilities = caps
+            _, answer = await station.command("GetConfiguration", {"key": missing})
+            station.take_configuration(answer)
+        caps = station.capabilities
         log.info(
             "%s: charging rate units %s, max stack level %s, %s connectors",
             station.id,
@@ -117,14 +108,7 @@ class StationSetup:
             self.settings.ocpp_meter_values_sampled_data,
             self.settings.ocpp_meter_value_sample_interval,
         )
-        changed: list[str] = []
         for key, value in changes:
-            status, _ = await station.command("ChangeConfiguration", {"key": key, "value": value})
-            if status == "RebootRequired":
-                log.warning("%s: %s=%s applies after the station reboots", station.id, key, value)
-            if status in ("Accepted", "RebootRequired"):
-                changed.append(key)
-        if changed:
-            # Read back, so `<cp>__Configuration__<key>` shows what is in force.
-            station.config.update((await self._get_configuration(station, changed))[1])
-            station.capabilities = sc.capabilities(station.config)
+            # As execute_change_configuration: reported, and read back.
+            change = act.Request("ChangeConfiguration", {"key": key, "value": value})
+            await self.commands.run(station, change)
