@@ -27,6 +27,7 @@ from harness import (
     percentile,
     publish_retained,
     rss_mib,
+    subscriber,
 )
 from paho.mqtt.enums import CallbackAPIVersion
 from websockets.asyncio.client import connect
@@ -42,11 +43,7 @@ class Watcher:
     def __init__(self, port: int, stations: int) -> None:
         self.arrived: dict[tuple[str, float], float] = {}
         self._lock = threading.Lock()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("bench-limits-values/#", qos=1)
-        self.client.loop_start()
+        self.client = subscriber(port, "bench-limits-values/#", self._on_message)
 
     def _on_message(self, client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
         now = time.monotonic()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,22 +57,70 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+class Broker:
+    """A Mosquitto on a free port that can be stopped and started again.
+
+    `persistent`: it keeps sessions and queued messages across its restarts.
+    """
+
+    def __init__(self, persistent: bool = False) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp())
+        config = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        if persistent:
+            config += (
+                f"persistence true\npersistence_location {self.dir}/\n"
+                "max_queued_messages 1000000\nuser root\n"
+            )
+        (self.dir / "m.conf").write_text(config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [executable, "-c", str(self.dir / "m.conf")], stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
 @contextmanager
 def mosquitto() -> Iterator[int]:
     """A Mosquitto on a free port; yields the port."""
-    executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp())
-    (workdir / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    broker = subprocess.Popen(
-        [executable, "-c", str(workdir / "m.conf")], stderr=subprocess.DEVNULL
-    )
+    broker = Broker()
+    broker.start()
     try:
-        wait_port(port)
-        yield port
+        yield broker.port
     finally:
-        broker.terminate()
-        broker.wait(10)
+        broker.stop()
+
+
+def subscriber(
+    port: int,
+    topic: str,
+    on_message: Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None],
+    session: str | None = None,
+) -> mqtt.Client:
+    """A running client that subscribes to `topic` at QoS 1 on every connect.
+
+    `session`: a client id whose session the broker keeps while it is away.
+    """
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=session or "",
+        clean_session=session is None,
+    )
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
 
 
 def publish_retained(port: int, topic: str, payload: Any) -> None:

@@ -25,8 +25,8 @@ from harness import (
     percentile,
     publish_retained,
     rss_mib,
+    subscriber,
 )
-from paho.mqtt.enums import CallbackAPIVersion
 from websockets.asyncio.client import connect
 
 from connector.simulator import SimulatedChargePoint, SimulatorOptions
@@ -40,11 +40,7 @@ class Subscriber:
         self.latencies_ms: list[float] = []
         self.counting = False
         self._lock = threading.Lock()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("bench-values/#", qos=1)
-        self.client.loop_start()
+        self.client = subscriber(port, "bench-values/#", self._on_message)
 
     def _on_message(self, client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
         received = time.time() * 1000

@@ -20,16 +20,11 @@ import asyncio
 import json
 import logging
 import random
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from harness import connector, free_port, publish_retained, rss_mib, wait_port
-from paho.mqtt.enums import CallbackAPIVersion
+from harness import Broker, connector, free_port, publish_retained, rss_mib, subscriber
 from websockets.asyncio.client import connect
 
 from connector.simulator import SimulatedChargePoint, SimulatorOptions
@@ -48,47 +43,13 @@ GARBAGE = [
 ]
 
 
-class Broker:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp())
-        (self.dir / "m.conf").write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.dir}/\n"
-            "max_queued_messages 1000000\nuser root\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.process = subprocess.Popen(
-            [executable, "-c", str(self.dir / "m.conf")], stderr=subprocess.DEVNULL
-        )
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 class Counter:
     """Subscriber with a persistent session: unique (station, value) pairs delivered."""
 
     def __init__(self, port: int) -> None:
         self.delivered: set[tuple[str, float]] = set()
         self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id="soak-counter",
-            clean_session=False,
-        )
-        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *a: c.subscribe("soak-values/#", qos=1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.client = subscriber(port, "soak-values/#", self._on_message, session="soak-counter")
 
     def _on_message(self, client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
         cp_id = message.topic.rsplit("/", 1)[-1]
@@ -171,7 +132,7 @@ def main() -> None:
     # The simulated stations' library logs every answer to a garbage frame.
     logging.getLogger("ocpp").setLevel(logging.CRITICAL)
 
-    broker = Broker()
+    broker = Broker(persistent=True)
     broker.start()
     mapping = {
         "sensor": {
