@@ -20,7 +20,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from connector.datapoint_map import InvalidMap, check_map, parse_datapoint_map
 from connector.datapoints import Datapoint, Scalar
+from connector.key_budget import KeyBudget
 from connector.mqtt_link import MqttLink, MqttOptions
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,13 @@ log = logging.getLogger(__name__)
 # available_datapoints is republished at most this often while keys appear:
 # with thousands of stations, republishing per new key costs O(keys²).
 AVAILABLE_MIN_INTERVAL = 1.0
+# ... and no faster than this many bytes a second on average: at 3,000
+# stations the document is several MB, and BEMCom's API reads every copy.
+AVAILABLE_BYTES_PER_SECOND = 1_000_000
+# ... but a change always goes out within this many seconds.
+AVAILABLE_MAX_INTERVAL = 5.0
+# Conflicting map entries named in full in the ERROR; the rest are counted.
+MAX_CONFLICTS_SHOWN = 20
 QOS_VALUES = 1
 QOS_RAW = 2
 
@@ -36,33 +45,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class InvalidMap(ValueError):
-    pass
+# Our latest publishes remembered beyond the last one per topic, for echoes
+# still on their way when a new map turns a sensor topic into an actuator topic.
+OWN_RECENT_KEPT = 1024
 
 
-def parse_datapoint_map(payload: bytes) -> tuple[dict[str, str], dict[str, str]]:
-    """Validate `{"sensor": {key: topic}, "actuator": {topic: key}}`."""
-    try:
-        decoded = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidMap("it is not JSON") from None
-    if not isinstance(decoded, dict):
-        raise InvalidMap("it is not a JSON object")
-    unknown = set(decoded) - {"sensor", "actuator"}
-    if unknown:
-        raise InvalidMap(f"unknown part {sorted(unknown)[0]!r}; allowed: sensor, actuator")
-    sensor = decoded.get("sensor", {})
-    actuator = decoded.get("actuator", {})
-    for part, mapping in (("sensor", sensor), ("actuator", actuator)):
-        if not isinstance(mapping, dict):
-            raise InvalidMap(f"{part!r} is not an object")
-        for left, right in mapping.items():
-            if not isinstance(right, str) or not right:
-                raise InvalidMap(f"{part!r} entry {left!r} does not map to a non-empty string")
-    for topic in list(sensor.values()) + list(actuator):
-        if "+" in topic or "#" in topic or "\x00" in topic or not topic:
-            raise InvalidMap(f"topic {topic!r} is not a valid topic name")
-    return sensor, actuator
+def available_interval(size: int) -> float:
+    """Seconds before available_datapoints may go out again after `size` bytes."""
+    return min(
+        AVAILABLE_MAX_INTERVAL, max(AVAILABLE_MIN_INTERVAL, size / AVAILABLE_BYTES_PER_SECOND)
+    )
 
 
 class Bemcom:
@@ -76,6 +68,7 @@ class Bemcom:
         on_actuator: Callable[[str, str, bytes], None],
         on_state: Callable[[str, bytes], None],
         mqtt_options: MqttOptions | None = None,
+        max_keys_per_station: int = 5000,
     ) -> None:
         self.name = name
         self.version = version
@@ -94,6 +87,13 @@ class Bemcom:
         self.available_sensors: dict[str, Scalar] = {}
         self.available_actuators: dict[str, Scalar] = {}
         self._last_values: dict[str, Datapoint] = {}
+        self._budget = KeyBudget(max_keys_per_station)
+        # What we published last on each sensor topic, and on the latest
+        # topics, as payload hashes: a message on an actuator topic that we
+        # published ourselves is never a command (an earlier map had that
+        # topic as a sensor topic, and the broker kept our value).
+        self._own_last: dict[str, int] = {}
+        self._own_recent: dict[tuple[str, int], None] = {}
         self._available_dirty = asyncio.Event()
         self.ready = asyncio.Event()  # retained map and state have arrived
         self._sync_sent = 0
@@ -118,7 +118,8 @@ class Bemcom:
     def _connected(self) -> None:
         # Subscribing here restores every subscription after a reconnect.
         self.link.subscribe([self.topic_map, self.topic_state + "#", self._sync_topic])
-        self.link.subscribe(list(self.actuator_map))
+        # no_local: on MQTT 5 the broker never returns our own publishes there.
+        self.link.subscribe(list(self.actuator_map), no_local=True)
         self._send_sync()
         self._available_dirty.set()
 
@@ -143,7 +144,14 @@ class Bemcom:
                 # the state we hold by then.
                 self._on_state(topic[len(self.topic_state) :], payload)
             elif topic in self.actuator_map:
-                self._on_actuator(topic, self.actuator_map[topic], payload)
+                if self._is_own(topic, payload):
+                    log.warning(
+                        "ignored a message on actuator topic %s: the connector published it "
+                        "itself, as a sensor value; commands come from elsewhere",
+                        topic,
+                    )
+                else:
+                    self._on_actuator(topic, self.actuator_map[topic], payload)
         except Exception:  # a bad message must never end the connector
             log.exception("failed to handle a message on %s", topic)
 
@@ -159,9 +167,22 @@ class Bemcom:
                 error,
             )
             return
+        checked = check_map(self.name, sensor, actuator)
+        sensor, actuator = checked.sensor, checked.actuator
+        if checked.conflicts:
+            shown = checked.conflicts[:MAX_CONFLICTS_SHOWN]
+            more = len(checked.conflicts) - len(shown)
+            log.error(
+                "the datapoint map on %s has %d conflicting entries, which would make the "
+                "connector take its own messages as commands: %s%s. The rest of the map applies",
+                self.topic_map,
+                len(checked.conflicts),
+                "; ".join(shown),
+                f"; and {more} more" if more else "",
+            )
         old_topics, new_topics = set(self.actuator_map), set(actuator)
         self.link.unsubscribe(sorted(old_topics - new_topics))
-        self.link.subscribe(sorted(new_topics - old_topics))
+        self.link.subscribe(sorted(new_topics - old_topics), no_local=True)
         if not self.ready.is_set():
             self._send_sync()
         newly_mapped = [k for k, t in sensor.items() if self.sensor_map.get(k) != t]
@@ -182,6 +203,8 @@ class Bemcom:
     def publish_datapoints(self, datapoints: list[Datapoint]) -> None:
         for point in datapoints:
             if point.key not in self.available_sensors:
+                if not self._budget.admit(point.key):
+                    continue
                 self.available_sensors[point.key] = point.value
                 self._available_dirty.set()
             self._last_values[point.key] = point
@@ -189,8 +212,21 @@ class Bemcom:
                 self._publish_value(point)
 
     def _publish_value(self, point: Datapoint) -> None:
-        payload = json.dumps({"value": point.value, "timestamp": point.timestamp})
-        self.link.publish(self.sensor_map[point.key], payload, qos=QOS_VALUES, retain=True)
+        topic = self.sensor_map[point.key]
+        payload = json.dumps({"value": point.value, "timestamp": point.timestamp}).encode()
+        self._remember_own(topic, payload)
+        self.link.publish(topic, payload, qos=QOS_VALUES, retain=True)
+
+    def _remember_own(self, topic: str, payload: bytes) -> None:
+        digest = hash(payload)
+        self._own_last[topic] = digest
+        self._own_recent[(topic, digest)] = None
+        if len(self._own_recent) > OWN_RECENT_KEPT:
+            del self._own_recent[next(iter(self._own_recent))]
+
+    def _is_own(self, topic: str, payload: bytes) -> bool:
+        digest = hash(payload)
+        return self._own_last.get(topic) == digest or (topic, digest) in self._own_recent
 
     def offer_actuators(self, keys: list[str], example: Scalar) -> None:
         for key in keys:
@@ -214,15 +250,15 @@ class Bemcom:
         self.link.publish(self.topic_state + name, payload, qos=1, retain=True)
 
     async def run_available_datapoints(self) -> None:
-        """Republish available_datapoints when keys changed, at most once a second."""
+        """Republish available_datapoints when keys changed, coalescing changes."""
         while True:
             await self._available_dirty.wait()
             self._available_dirty.clear()
             payload = json.dumps(
                 {"sensor": self.available_sensors, "actuator": self.available_actuators}
-            )
+            ).encode()
             self.link.publish(self.topic_available, payload, qos=1, retain=True)
-            await asyncio.sleep(AVAILABLE_MIN_INTERVAL)
+            await asyncio.sleep(available_interval(len(payload)))
 
     async def run_heartbeat(self, interval: float) -> None:
         while True:

@@ -13,6 +13,12 @@ whatever max_queued_messages says. So at most PAHO_WINDOW publishes are
 handed to paho at a time; the rest wait here in order, bounded by
 MQTT_MAX_QUEUED, and follow as the broker acknowledges. What does not fit is
 counted and logged.
+
+MQTT 5 is spoken where the broker does (Mosquitto 2, EMQX, HiveMQ), for its
+no-local subscription option: the broker then never hands the connector its
+own publishes on the topics it takes commands from. A broker that refuses
+MQTT 5 (answering as MQTT 3.1.1 requires) gets MQTT 3.1.1 from a new client;
+bemcom.py's own check keeps our messages from becoming commands there.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,10 @@ EARLY_ACKS_KEPT = 1000
 DROP_LOG_INTERVAL = 10.0  # s between WARNINGs about dropped messages
 # Publishes handed to paho and not yet acknowledged, at most.
 PAHO_WINDOW = 1000
+MQTT5 = "5"
+MQTT311 = "3.1.1"
+# paho's reason for a broker that answered an MQTT 5 CONNECT as MQTT 3.1.1 does.
+_UNSUPPORTED_PROTOCOL = "Unsupported protocol version"
 
 
 @dataclass(frozen=True)
@@ -64,37 +75,65 @@ class MqttLink:
         self._loop = loop
         self._on_connected = on_connected
         self._on_message = on_message
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv311,
-        )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client_id = client_id
+        self._options = options
+        self.protocol = MQTT5
+        self._client = self._make_client()
         self._max_queued = options.max_queued
         # (topic, payload, qos, retain) waiting for the broker, oldest first.
         self._backlog: deque[tuple[str, str | bytes, int, bool]] = deque()
-        if options.username:
-            self._client.username_pw_set(options.username, options.password or None)
-        if options.tls_context is not None:
-            self._client.tls_set_context(options.tls_context)
         self.dropped = 0  # publishes refused because the queue was full
         self._dropped_logged = 0
         self._drop_logged_at = 0.0
-        self._client.on_connect = self._paho_on_connect
-        self._client.on_disconnect = self._paho_on_disconnect
-        self._client.on_message = self._paho_on_message
-        self._client.on_publish = self._paho_on_publish
         self._lock = threading.Lock()
         # mids of QoS>0 publishes the broker has not acknowledged yet.
         self._unacked: set[int] = set()
         self._acked_early: dict[int, None] = {}
+        self._subscribing: set[int] = set()
+        self._subacked_early: set[int] = set()
         self.connected = threading.Event()
         self._was_connected = False
         self._stopping = False
 
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=mqtt.MQTTv5 if self.protocol == MQTT5 else mqtt.MQTTv311,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        if self._options.username:
+            client.username_pw_set(self._options.username, self._options.password or None)
+        if self._options.tls_context is not None:
+            client.tls_set_context(self._options.tls_context)
+        client.on_connect = self._paho_on_connect
+        client.on_disconnect = self._paho_on_disconnect
+        client.on_message = self._paho_on_message
+        client.on_publish = self._paho_on_publish
+        client.on_subscribe = self._paho_on_subscribe
+        return client
+
     def start(self) -> None:
         self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE)
         self._client.loop_start()
+
+    async def _fall_back_to_mqtt311(self, refused: mqtt.Client) -> None:
+        """The broker refused MQTT 5: go on with a new MQTT 3.1.1 client.
+
+        Nothing is lost: until a first connect, QoS>0 publishes wait in our
+        backlog, and QoS 0 ones are dropped by paho either way.
+        """
+        if refused is not self._client or self._stopping:
+            return
+        log.info("MQTT: %s:%d does not speak MQTT 5; using MQTT 3.1.1", self.host, self.port)
+        self.protocol = MQTT311
+        self._client = self._make_client()
+        for name in ("on_connect", "on_disconnect", "on_message", "on_publish"):
+            setattr(refused, name, None)
+        # loop_stop joins paho's thread, which may sit in its reconnect wait.
+        await asyncio.to_thread(refused.loop_stop)
+        refused.disconnect()
+        self.start()
 
     def stop(self) -> None:
         self._stopping = True
@@ -164,9 +203,29 @@ class MqttLink:
                 self.port,
             )
 
-    def subscribe(self, topics: list[str], qos: int = 1) -> None:
-        if topics:
-            self._client.subscribe([(t, qos) for t in topics])
+    def subscribe(self, topics: list[str], qos: int = 1, no_local: bool = False) -> None:
+        """`no_local`: on MQTT 5, the broker keeps our own publishes on these topics from us."""
+        if not topics:
+            return
+        if self.protocol == MQTT5:
+            options = SubscribeOptions(qos=qos, noLocal=no_local)
+            result, mid = self._client.subscribe([(t, options) for t in topics])
+        else:
+            result, mid = self._client.subscribe([(t, qos) for t in topics])
+        if result == mqtt.MQTT_ERR_SUCCESS:
+            with self._lock:
+                # The SUBACK may have beaten us here, as acks do for publishes.
+                if mid in self._subacked_early:
+                    self._subacked_early.discard(mid)
+                else:
+                    self._subscribing.add(mid)
+
+    @property
+    def subscribing(self) -> bool:
+        """Subscriptions the broker has not acknowledged yet: until then, messages
+        published on those topics may not reach us."""
+        with self._lock:
+            return bool(self._subscribing)
 
     def unsubscribe(self, topics: list[str]) -> None:
         if topics:
@@ -192,11 +251,16 @@ class MqttLink:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         if reason.is_failure:
+            if self.protocol == MQTT5 and str(reason) == _UNSUPPORTED_PROTOCOL:
+                asyncio.run_coroutine_threadsafe(self._fall_back_to_mqtt311(client), self._loop)
+                return
             log.error("MQTT broker %s:%d refused the connection: %s", self.host, self.port, reason)
             return
         self.connected.set()
         if self._was_connected:
             log.info("MQTT: reconnected to %s:%d", self.host, self.port)
+        else:
+            log.info("MQTT: connected to %s:%d (MQTT %s)", self.host, self.port, self.protocol)
         if self.dropped > self._dropped_logged:
             log.warning(
                 "MQTT: %d messages were dropped while the broker was unreachable "
@@ -211,6 +275,9 @@ class MqttLink:
     def _paho_on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
+        with self._lock:
+            self._subscribing.clear()  # _on_connected subscribes again
+            self._subacked_early.clear()
         if self.connected.is_set():
             self.connected.clear()
             if self._stopping:
@@ -227,6 +294,15 @@ class MqttLink:
         self._loop.call_soon_threadsafe(
             self._on_message, message.topic, message.payload, bool(message.retain)
         )
+
+    def _paho_on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        with self._lock:
+            if mid in self._subscribing:
+                self._subscribing.discard(mid)
+            elif len(self._subacked_early) < EARLY_ACKS_KEPT:
+                self._subacked_early.add(mid)
 
     def _paho_on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any

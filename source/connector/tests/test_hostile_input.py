@@ -30,8 +30,8 @@ from websockets.sync.client import connect as sync_connect
 from connector import actuators, limit_store, station_config
 from connector import commands as cmd
 from connector import datapoints as dp
-from connector.bemcom import InvalidMap, parse_datapoint_map
 from connector.bridge import Bridge
+from connector.datapoint_map import InvalidMap, parse_datapoint_map
 from connector.electrical import measure
 from connector.frames import FrameError, parse_frame
 from connector.tests.conftest import Mosquitto, test_settings
