@@ -7,6 +7,12 @@ publishes `<cp>__ChargingLimit…` once a station accepted a limit.
 Limits are applied one at a time per connector. A value overtaken by a newer
 one while it waited is skipped: an energy manager that sends a new limit
 every second to a slow station gets the newest limit through, not a backlog.
+
+A value equal to the limit the station accepted on this connection is not
+sent again: many stations write every profile to flash, and an energy
+manager (or a map that echoes our own ChargingLimit back) repeats values.
+A boot, a reconnect or a restart of the connector still applies every limit
+again, and a clear is always sent.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from connector.settings import Settings
 from connector.station import DISCONNECTED, CallFailed, Station, now_ms
 
 log = logging.getLogger(__name__)
+
+
+def _session(station: Station, connector_id: int) -> int | None:
+    # A new session may need its own TxProfile, so a limit is in force per session.
+    return station.active_transaction(connector_id) if connector_id else None
 
 
 class StationGone(Exception):
@@ -47,6 +58,18 @@ class ChargingControl:
     def request(
         self, station: Station | None, cp_id: str, connector_id: int, limit: float | None
     ) -> None:
+        if (
+            limit is not None
+            and station is not None
+            and self._in_force(station, connector_id, limit)
+        ):
+            log.debug(
+                "%s: %s W on connector %d is already in force; not sent again",
+                cp_id,
+                dp.tidy_number(limit),
+                connector_id,
+            )
+            return
         generation = self.store.set(cp_id, connector_id, limit)
         self._save(cp_id)
         if station is None:
@@ -59,6 +82,18 @@ class ChargingControl:
             )
             return
         station.spawn(self.apply(station, connector_id, generation))
+
+    def _in_force(self, station: Station, connector_id: int, limit: float) -> bool:
+        """The station accepted this very limit on this connection, for the session
+        running now, and no other value for the connector is waiting to be applied."""
+        entry = self.store.get(station.id, connector_id)
+        return (
+            entry is not None
+            and entry[0] == limit
+            and station.applied_generations.get(connector_id) == entry[1]
+            and station.limits_in_force.get(connector_id)
+            == (limit, _session(station, connector_id))
+        )
 
     def restore(self, cp_id: str, payload: bytes) -> bool:
         """Limits kept retained on the broker by an earlier run; True when taken."""
@@ -179,6 +214,7 @@ class ChargingControl:
         self._publish(dp.command_status(station.id, "SetChargingProfile", outcome, now))
         unit = f"{rate.limit} A on {rate.number_phases} phases" if rate.unit == "A" else "W"
         if outcome == cp.ACCEPTED:
+            station.limits_in_force[connector_id] = (limit, _session(station, connector_id))
             self._publish(cp.limit_datapoints(station.id, connector_id, limit, rate, now))
             log.info(
                 "%s: limit %s W on connector %d in force (%s; %s; stack level %d)",
@@ -190,6 +226,7 @@ class ChargingControl:
                 level,
             )
         else:
+            station.limits_in_force.pop(connector_id, None)
             log.warning(
                 "%s: SetChargingProfile for %s W on connector %d ended in %s (%s; %s); the "
                 "README's troubleshooting table lists what helps",
@@ -258,6 +295,7 @@ class ChargingControl:
         outcome = cp.combined_clear_outcome(statuses)
         now = now_ms()
         self._publish(dp.command_status(station.id, "ClearChargingProfile", outcome, now))
+        station.limits_in_force.pop(connector_id, None)
         if outcome in (cp.ACCEPTED, "Unknown"):
             # Unknown: none of our profiles was there, so none is in force.
             self._publish(cp.limit_datapoints(station.id, connector_id, None, None, now))

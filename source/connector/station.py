@@ -130,6 +130,8 @@ class Station(ChargePoint):
         self.energy_guard = EnergyGuard(hooks.energy_monotonic)
         self.limit_locks: dict[int, asyncio.Lock] = {}
         self.applied_generations: dict[int, int] = {}
+        # connectorId -> (W, transactionId) the station accepted on this connection.
+        self.limits_in_force: dict[int, tuple[float, int | None]] = {}
         self.refuses_charge_point_max = False
         self.refuses_power = False
         self._falling: set[str] = set()
@@ -312,6 +314,8 @@ class Station(ChargePoint):
     async def after_boot_notification(self, payload: dict[str, Any]) -> None:
         # A reboot may reset the energy register; its next value is accepted.
         self.energy_guard.reset()
+        # ... and forget the profiles: every limit is sent again after the boot.
+        self.limits_in_force.clear()
         self.booted.set()
         if self.hooks.on_boot is not None:
             self.hooks.on_boot(self)
