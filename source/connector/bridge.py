@@ -26,6 +26,7 @@ from connector.charging_control import ChargingControl
 from connector.command_runner import CommandRunner
 from connector.embedded_broker import EmbeddedBroker
 from connector.limit_store import cp_id_of
+from connector.log_flood import LogFloodGuard
 from connector.mqtt_link import MqttOptions
 from connector.settings import Settings
 from connector.station import Station, StationHooks, now_ms
@@ -59,6 +60,8 @@ class Bridge:
         self.bemcom: Bemcom | None = None
         self.central: CentralSystem | None = None
         self._log_handler: MqttLogHandler | None = None
+        self._log_flood = LogFloodGuard()
+        self._guarded_handlers: list[logging.Handler] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -94,10 +97,14 @@ class Bridge:
                 tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
                 max_queued=settings.mqtt_max_queued,
             ),
+            max_keys_per_station=settings.ocpp_max_keys_per_station,
         )
         level = logging.DEBUG if settings.debug else logging.INFO
         self._log_handler = MqttLogHandler(self.bemcom.link, self.bemcom.topic_logs, level)
         logging.getLogger().addHandler(self._log_handler)
+        # The console and <name>/logs alike collapse floods of one message.
+        self._guarded_handlers = list(logging.getLogger().handlers)
+        self._log_flood.install(self._guarded_handlers)
         # <name>/logs carries INFO and above (DEBUG with DEBUG=TRUE) of our own
         # loggers, whatever the root logger's level.
         logging.getLogger("connector").setLevel(level)
@@ -137,6 +144,7 @@ class Bridge:
         self._tasks = [
             asyncio.create_task(self.bemcom.run_heartbeat(settings.heartbeat_interval)),
             asyncio.create_task(self.bemcom.run_available_datapoints()),
+            asyncio.create_task(self._run_log_flood_summaries()),
         ]
 
     def request_stop(self) -> None:
@@ -167,11 +175,18 @@ class Bridge:
             flushed = await self.bemcom.link.flush(SHUTDOWN_FLUSH_TIMEOUT)
             if not flushed:
                 log.warning("MQTT: %d messages not delivered at shutdown", self.bemcom.link.unacked)
+            self._log_flood.flush()
+            self._log_flood.uninstall(self._guarded_handlers)
             if self._log_handler is not None:
                 logging.getLogger().removeHandler(self._log_handler)
             self.bemcom.stop()
         if self.broker is not None:
             await self.broker.stop()
+
+    async def _run_log_flood_summaries(self) -> None:
+        while True:
+            await asyncio.sleep(self._log_flood.window)
+            self._log_flood.flush()
 
     # ---- stations ----------------------------------------------------
 
