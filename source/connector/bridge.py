@@ -131,6 +131,7 @@ class Bridge:
                 allowed=settings.ocpp_allowed_charge_points,
                 passwords=settings.ocpp_basic_auth,
                 handshake_timeout=central_system.HANDSHAKE_TIMEOUT,
+                compression=settings.ocpp_compression,
                 ssl_context=(
                     server_context(
                         settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca

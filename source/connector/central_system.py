@@ -48,6 +48,10 @@ class ServerOptions:
     passwords: Mapping[str, str] | None = None
     ssl_context: ssl.SSLContext | None = None
     handshake_timeout: float = HANDSHAKE_TIMEOUT
+    # permessage-deflate, when a station asks for it. OCPP frames are small:
+    # compressing each costs more CPU than it saves, and its zlib state is a
+    # large part of a connection's memory.
+    compression: bool = False
 
 
 def charge_point_id(path: str) -> str:
@@ -126,6 +130,7 @@ class CentralSystem:
             close_timeout=min(half, 10.0) if half else 10.0,
             open_timeout=options.handshake_timeout,
             ssl=options.ssl_context,
+            compression="deflate" if options.compression else None,
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]

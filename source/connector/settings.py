@@ -93,6 +93,8 @@ class Settings:
     mqtt_max_queued: int = 100000
     # Sensor keys one station may create; beyond it, new keys are dropped.
     ocpp_max_keys_per_station: int = 5000
+    # permessage-deflate toward stations that ask for it.
+    ocpp_compression: bool = False
 
     @property
     def embedded_broker(self) -> bool:
@@ -288,6 +290,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MQTT_TLS_CA": ("mqtt_tls_ca", _file),
     "MQTT_MAX_QUEUED": ("mqtt_max_queued", _int_in(1, 100_000_000)),
     "OCPP_MAX_KEYS_PER_STATION": ("ocpp_max_keys_per_station", _int_in(1, 10_000_000)),
+    "OCPP_COMPRESSION": ("ocpp_compression", _parse_bool),
 }
 
 # Their values never appear in a message.

@@ -32,13 +32,14 @@ from typing import Any
 
 import ocpp.messages
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, CallResult, validate_payload
+from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint
 from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed
 
 from connector import datapoints as dp
+from connector import schema_validation
 from connector.commands import format_time
 from connector.electrical import Electrical, measure
 from connector.energy_guard import EnergyGuard
@@ -197,7 +198,7 @@ class Station(ChargePoint):
             log.warning("%s: answered %s to action %r", self.id, code, call.action[:64])
             return call_error_json(call.unique_id, code, f"{call.action[:64]} is not supported")
         try:
-            await validate_payload(call, "1.6")
+            await schema_validation.validate(call, "1.6")
         except OCPPError as error:
             code = ocpp16_code(error.code)
             log.warning("%s: invalid %s: %s", self.id, call.action, error.details.get("cause", ""))
@@ -214,7 +215,7 @@ class Station(ChargePoint):
             log.error("%s: handler for %s returned no payload", self.id, call.action)
             return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload")
         result = call.create_call_result(response)
-        await validate_payload(result, "1.6")
+        await schema_validation.validate(result, "1.6")
 
         after = handlers.get("_after_action")
         if after is not None:
@@ -248,7 +249,7 @@ class Station(ChargePoint):
         """
         unique_id = str(uuid.uuid4())
         request = Call(unique_id, action, payload)
-        await validate_payload(request, "1.6")
+        await schema_validation.validate(request, "1.6")
         async with self._call_lock:
             future: asyncio.Future[CallResult | CallError] = (
                 asyncio.get_running_loop().create_future()
@@ -271,7 +272,7 @@ class Station(ChargePoint):
         # json cannot encode; the payload as received is what we hand on.
         payload = answer.payload
         try:
-            await validate_payload(answer, "1.6")
+            await schema_validation.validate(answer, "1.6")
         except OCPPError as error:
             raise CallFailed("InvalidResponse", str(error.details.get("cause", ""))) from None
         return payload

@@ -1,0 +1,356 @@
+"""Benchmark: the connector against a bare passthrough, same load, same run.
+
+N stations send MeterValues (4 sampled values) once a second through a real
+Mosquitto, first to bench/passthrough.py, then to the connector (as deployed,
+its own process, default settings). Each station's energy value is mapped, so
+both publish one value per MeterValues. The load comes from separate
+processes that send pre-built frames over raw WebSockets and answer the
+connector's calls, so the generator costs far less than what it measures.
+
+Printed side by side, with the connector/passthrough ratio:
+- MeterValues sent in the window, and values the MQTT subscriber received;
+- CPU per MeterValues (the target process's user+system time / frames);
+- RSS per connected station ((RSS with N stations - RSS before) / N);
+- latency from the sample's timestamp to the subscriber, p50/p99;
+- the station's round trip (frame sent -> CALLRESULT), p50/p99;
+- for the connector: a limit published on MQTT -> the station receives
+  SetChargingProfile, p50/p99, for 100 stations during the window.
+
+    python bench/fast_path.py --stations 1500 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from harness import (
+    ROOT,
+    Broker,
+    cpu_seconds,
+    free_port,
+    percentile,
+    publish_retained,
+    rss_mib,
+    subscriber,
+    wait_port,
+)
+from paho.mqtt.enums import CallbackAPIVersion
+from websockets.asyncio.client import ClientConnection, connect
+
+NAME = "bench-fast"
+VALUES = "bench-fast-values"
+COMMANDS = "bench-fast-cmd"
+ENERGY = "{cp}__MeterValues__1__Energy.Active.Import.Register__Wh"
+LIMIT = "{cp}__execute_send_charging_profile"
+COMMANDED_STATIONS = 100
+METER = (
+    '[2,"{id}","MeterValues",{{"connectorId":1,"meterValue":[{{"timestamp":"{ts}",'
+    '"sampledValue":[{{"value":"{wh}","unit":"Wh"}},'
+    '{{"value":"7200","measurand":"Power.Active.Import","unit":"W"}},'
+    '{{"value":"10.4","measurand":"Current.Import","phase":"L1","unit":"A"}},'
+    '{{"value":"230.1","measurand":"Voltage","phase":"L1-N","unit":"V"}}]}}]}}]'
+)
+BOOT = '[2,"b","BootNotification",{"chargePointVendor":"Bench","chargePointModel":"Fast"}]'
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---- load generator (its own processes) -------------------------------------
+
+
+class LoadStation:
+    """A station that needs no ocpp library: pre-built frames, canned answers."""
+
+    def __init__(self, ws: ClientConnection, cp_id: str, window: tuple[float, float]) -> None:
+        self.ws = ws
+        self.cp_id = cp_id
+        self.window = window
+        self.pending: dict[str, tuple[float, asyncio.Future[None]]] = {}
+        self.rtts: list[float] = []
+        self.sent_in_window = 0
+        self.profiles: list[float] = []  # wall time each SetChargingProfile arrived
+        self.seq = 0
+        self.wh = 1000
+
+    async def read(self) -> None:
+        async for raw in self.ws:
+            frame = json.loads(raw)
+            if frame[0] == 3 or frame[0] == 4:
+                entry = self.pending.pop(frame[1], None)
+                if entry is not None:
+                    sent, future = entry
+                    if self.window[0] <= sent <= self.window[1]:
+                        self.rtts.append(time.time() - sent)
+                    if not future.done():
+                        future.set_result(None)
+            elif frame[0] == 2:
+                action = frame[2]
+                if action == "GetConfiguration":
+                    answer: dict[str, Any] = {"configurationKey": [], "unknownKey": []}
+                else:
+                    answer = {"status": "Accepted"}
+                    if action == "SetChargingProfile":
+                        self.profiles.append(time.time())
+                await self.ws.send(json.dumps([3, frame[1], answer]))
+
+    async def call(self, unique_id: str, frame: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sent = time.time()
+        self.pending[unique_id] = (sent, future)
+        await self.ws.send(frame)
+        return future
+
+    async def tick(self) -> None:
+        self.seq += 1
+        self.wh += 2
+        unique_id = f"m{self.seq}"
+        now = time.time()
+        if self.window[0] <= now <= self.window[1]:
+            self.sent_in_window += 1
+        await self.call(unique_id, METER.format(id=unique_id, ts=iso_now(), wh=self.wh))
+
+
+async def _load(
+    url: str, ids: list[str], connect_by: float, window: tuple[float, float]
+) -> dict[str, Any]:
+    stations: list[LoadStation] = []
+    readers: list[asyncio.Task[None]] = []
+    spacing = max(0.0, (connect_by - time.time() - 2) / max(1, len(ids)))
+    for cp_id in ids:
+        ws = await connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], ping_interval=None)  # type: ignore[list-item]
+        station = LoadStation(ws, cp_id, window)
+        readers.append(asyncio.create_task(station.read()))
+        await asyncio.wait_for(await station.call("b", BOOT), 60)
+        stations.append(station)
+        await asyncio.sleep(spacing)
+
+    async def ticking(station: LoadStation, offset: float) -> None:
+        next_at = max(time.time(), connect_by) + offset
+        while next_at < window[1]:
+            await asyncio.sleep(max(0.0, next_at - time.time()))
+            await station.tick()
+            next_at += 1.0
+
+    count = len(stations)
+    await asyncio.gather(*(ticking(s, i / count) for i, s in enumerate(stations)))
+    await asyncio.sleep(2)  # the last answers
+    for reader in readers:
+        reader.cancel()
+    for station in stations:
+        await station.ws.close()
+    return {
+        "sent": sum(s.sent_in_window for s in stations),
+        "rtts": [r for s in stations for r in s.rtts],
+        "profiles": {s.cp_id: s.profiles for s in stations if s.profiles},
+        "unanswered": sum(
+            1 for s in stations for sent, _ in s.pending.values() if sent <= window[1]
+        ),
+    }
+
+
+def load_process(
+    url: str, ids: list[str], connect_by: float, window: tuple[float, float], out: Any
+) -> None:
+    out.put(asyncio.run(_load(url, ids, connect_by, window)))
+
+
+# ---- measuring --------------------------------------------------------------
+
+
+class Subscriber:
+    def __init__(self, port: int, window: tuple[float, float]) -> None:
+        self.window = window
+        self.latencies: list[float] = []
+        self.received = 0
+        self._lock = threading.Lock()
+        self.client = subscriber(port, f"{VALUES}/#", self._on_message)
+
+    def _on_message(self, client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
+        now = time.time()
+        if message.retain:
+            return
+        sample = json.loads(message.payload)["timestamp"] / 1000
+        if self.window[0] <= sample <= self.window[1]:
+            with self._lock:
+                self.received += 1
+                self.latencies.append(now - sample)
+
+
+def start_target(kind: str, ocpp_port: int, mqtt_port: int) -> subprocess.Popen[bytes]:
+    if kind == "passthrough":
+        command = [
+            sys.executable,
+            "bench/passthrough.py",
+            "--ocpp-port",
+            str(ocpp_port),
+            "--mqtt-port",
+            str(mqtt_port),
+            "--topic",
+            VALUES,
+        ]
+        env = dict(os.environ)
+    else:
+        command = [sys.executable, "source/connector/main.py"]
+        env = {
+            **os.environ,
+            "CONNECTOR_NAME": NAME,
+            "MQTT_BROKER_HOST": "127.0.0.1",
+            "MQTT_BROKER_PORT": str(mqtt_port),
+            "OCPP_HOST": "127.0.0.1",
+            "OCPP_PORT": str(ocpp_port),
+        }
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    wait_port(ocpp_port, 30)
+    return process
+
+
+def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
+    ocpp_port = free_port()
+    ids = [f"CP_{i}" for i in range(args.stations)]
+    if kind == "connector":
+        publish_retained(
+            mqtt_port,
+            f"{NAME}/datapoint_map",
+            {
+                "sensor": {ENERGY.format(cp=cp): f"{VALUES}/{cp}" for cp in ids},
+                "actuator": {f"{COMMANDS}/{cp}": LIMIT.format(cp=cp) for cp in ids},
+            },
+        )
+    process = start_target(kind, ocpp_port, mqtt_port)
+    time.sleep(1)
+    rss_before = rss_mib(process.pid)
+    connect_by = time.time() + args.ramp
+    window = (connect_by + args.warmup, connect_by + args.warmup + args.seconds)
+    sub = Subscriber(mqtt_port, window)
+    out: Any = multiprocessing.Queue()
+    slices = [ids[i :: args.load_processes] for i in range(args.load_processes)]
+    loaders = [
+        multiprocessing.Process(
+            target=load_process,
+            args=(f"ws://127.0.0.1:{ocpp_port}/ocpp", part, connect_by, window, out),
+        )
+        for part in slices
+    ]
+    for loader in loaders:
+        loader.start()
+    time.sleep(max(0.0, window[0] - time.time()))
+    rss_connected = rss_mib(process.pid)
+    cpu_start = cpu_seconds(process.pid)
+    commanded: dict[str, float] = {}
+    if kind == "connector":
+        publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        publisher.connect("127.0.0.1", mqtt_port)
+        publisher.loop_start()
+        time.sleep(min(5.0, args.seconds / 4))
+        step = ids[:: max(1, len(ids) // COMMANDED_STATIONS)][:COMMANDED_STATIONS]
+        for cp in step:
+            commanded[cp] = time.time()
+            message = json.dumps({"value": 7000, "timestamp": int(time.time() * 1000)})
+            publisher.publish(f"{COMMANDS}/{cp}", message, qos=1)
+            time.sleep(0.05)
+        publisher.loop_stop()
+    time.sleep(max(0.0, window[1] - time.time()))
+    cpu = cpu_seconds(process.pid) - cpu_start
+    results = [out.get(timeout=120) for _ in loaders]
+    for loader in loaders:
+        loader.join(30)
+    time.sleep(1)
+    sub.client.loop_stop()
+    process.terminate()
+    process.wait(30)
+    sent = sum(r["sent"] for r in results)
+    profiles: dict[str, list[float]] = {}
+    for r in results:
+        profiles.update(r["profiles"])
+    command_latencies = sorted(
+        min((t for t in profiles.get(cp, []) if t >= at), default=float("nan")) - at
+        for cp, at in commanded.items()
+    )
+    return {
+        "sent": sent,
+        "received": sub.received,
+        "unanswered": sum(r["unanswered"] for r in results),
+        "cpu_ms": 1000 * cpu / max(1, sent),
+        "cpu_share": cpu / args.seconds,
+        "rss_kb": 1024 * (rss_connected - rss_before) / args.stations,
+        "rss": (rss_before, rss_connected),
+        "latency": sorted(sub.latencies),
+        "rtt": sorted(t for r in results for t in r["rtts"]),
+        "commands": command_latencies,
+        "commands_arrived": sum(1 for x in command_latencies if x == x),
+    }
+
+
+def ms(values: list[float], p: float) -> str:
+    return f"{1000 * percentile(values, p):.0f}"
+
+
+def report(args: Any, results: dict[str, dict[str, Any]]) -> None:
+    p, c = results.get("passthrough"), results.get("connector")
+    print(f"stations: {args.stations} x 1 Hz, {args.seconds:.0f} s measured")
+    print(f"{'':42} {'passthrough':>14} {'connector':>14} {'ratio':>7}")
+
+    def row(label: str, key: Any, fmt: str = "{:.0f}", ratio: bool = True) -> None:
+        pv = key(p) if p else None
+        cv = key(c) if c else None
+        cells = [fmt.format(v) if v is not None else "-" for v in (pv, cv)]
+        r = f"{cv / pv:.2f}" if ratio and pv and cv is not None else ""
+        print(f"{label:42} {cells[0]:>14} {cells[1]:>14} {r:>7}")
+
+    row("MeterValues sent in the window", lambda x: x["sent"], ratio=False)
+    row("values received by the subscriber", lambda x: x["received"], ratio=False)
+    row("frames unanswered", lambda x: x["unanswered"], ratio=False)
+    row("CPU per MeterValues (ms)", lambda x: x["cpu_ms"], "{:.3f}")
+    row("CPU (share of one core)", lambda x: x["cpu_share"], "{:.0%}")
+    row("RSS per station (KB)", lambda x: x["rss_kb"], "{:.1f}")
+    row("sample -> subscriber p50 (ms)", lambda x: 1000 * percentile(x["latency"], 50))
+    row("sample -> subscriber p99 (ms)", lambda x: 1000 * percentile(x["latency"], 99))
+    row("station round trip p50 (ms)", lambda x: 1000 * percentile(x["rtt"], 50))
+    row("station round trip p99 (ms)", lambda x: 1000 * percentile(x["rtt"], 99))
+    if c is not None:
+        print(
+            f"limit published -> SetChargingProfile at the station: "
+            f"p50 {ms(c['commands'], 50)} ms, p99 {ms(c['commands'], 99)} ms "
+            f"({c['commands_arrived']} of {len(c['commands'])} arrived)"
+        )
+    for kind, r in results.items():
+        print(f"{kind} RSS: {r['rss'][0]:.1f} MiB before, {r['rss'][1]:.1f} MiB with stations")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stations", type=int, default=1500)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--ramp", type=float, default=0.0, help="s to connect; default N/100")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--targets", default="passthrough,connector")
+    args = parser.parse_args()
+    if not args.ramp:
+        args.ramp = max(5.0, args.stations / 100)
+    broker = Broker()
+    broker.start()
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for kind in args.targets.split(","):
+            results[kind] = run_target(kind, broker.port, args)
+    finally:
+        broker.stop()
+    report(args, results)
+
+
+if __name__ == "__main__":
+    main()
