@@ -1,8 +1,8 @@
 """One connected charging station: OCPP handlers in, commands out.
 
-Built on `ocpp.v16.ChargePoint` for its declarative `@on` routing and the
-OCPP 1.6 JSON schemas. The receive path is our own, in the open, because
-ocpp 2.1.0's `start()`/`route_message()` has faults users would feel:
+Uses the ocpp library's declarative `@on`/`@after` routing and its OCPP 1.6
+JSON schemas. The receive path is our own, in the open, because ocpp 2.1.0's
+`ChargePoint.start()`/`route_message()` has faults users would feel:
 - a bad frame or a handler returning None ends `start()`, and with it the
   station's connection (see frames.py for the frames);
 - schema errors are answered as `FormatViolation`, the OCPP 2.0 spelling;
@@ -10,8 +10,16 @@ ocpp 2.1.0's `start()`/`route_message()` has faults users would feel:
 - calls are handled inline in the receive loop, so `await self.call()` in an
   `@on` handler waits for a response that loop can no longer read, until the
   response timeout.
-Here a reader task only reads frames: responses resolve waiting calls at once,
-and incoming calls go to a worker task that handles them one by one, in order.
+Here the reader answers a call inline when its handler is a plain function
+(every handler of ours: they never wait for the station), and responses
+resolve waiting calls at once. A handler that awaits (it may call the
+station) runs in a worker task, and calls that arrive meanwhile queue behind
+it, so the reader keeps reading and the order holds.
+
+A station is not an `ocpp.v16.ChargePoint`: that class builds its routing
+table, a response queue and a lock for every connection, and we use none of
+them but the table, which is built once per class here. At thousands of
+stations that was about a quarter of each connection's memory.
 
 Our handlers take the validated wire payload (camelCase, as sent) rather than
 the library's snake_case keyword arguments: datapoint keys use the wire names,
@@ -33,8 +41,7 @@ from typing import Any
 import ocpp.messages
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult
-from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint
+from ocpp.routing import after, create_route_map, on
 from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed
 
@@ -68,8 +75,8 @@ log = logging.getLogger(__name__)
 # costs more than the validation itself.
 ocpp.messages.ASYNC_VALIDATION = False
 
-# Incoming calls waiting for the worker. When full, the reader stops reading,
-# and the WebSocket's flow control slows the station down.
+# Incoming calls waiting behind a handler that awaits. When full, the reader
+# stops reading, and the WebSocket's flow control slows the station down.
 INCOMING_QUEUE_SIZE = 64
 # Transactions remembered per station, so a station that never stops its
 # sessions cannot grow memory without bound.
@@ -113,11 +120,66 @@ class StationHooks:
     id_tags: frozenset[str] | None = None
 
 
-class Station(ChargePoint):
+class Flag:
+    """An asyncio.Event without the deque each Event allocates up front.
+
+    A station has two (booted, learned); at thousands of stations the
+    deques alone were over a kilobyte per station.
+    """
+
+    __slots__ = ("_is_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    def set(self) -> None:
+        self._is_set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self) -> bool:
+        if not self._is_set:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            # Shielded: one waiter that times out must not cancel the others.
+            await asyncio.shield(self._waiter)
+        return True
+
+
+Routes = dict[str, dict[str, Any]]
+_AWAITS = "_awaits"
+# Routing tables (action -> handlers, as ocpp.routing builds them), per class.
+_routes: dict[type, Routes] = {}
+
+
+def _route_map(cls: type) -> Routes:
+    """ocpp.routing's table for the class, noting which handlers await."""
+    routes: Routes = create_route_map(cls)
+    for handlers in routes.values():
+        handler = handlers.get("_on_action")
+        # @on wraps every handler in a plain function; look beneath it.
+        handlers[_AWAITS] = handler is not None and inspect.iscoroutinefunction(
+            inspect.unwrap(handler)
+        )
+    return routes
+
+
+class Station:
     def __init__(self, cp_id: str, connection: Any, hooks: StationHooks) -> None:
-        super().__init__(cp_id, connection, response_timeout=hooks.response_timeout)
+        self.id = cp_id
+        self._connection = connection
+        self._response_timeout = hooks.response_timeout
+        self._call_lock = asyncio.Lock()
+        routes = _routes.get(type(self))
+        if routes is None:
+            routes = _routes[type(self)] = _route_map(type(self))
+        self._routes = routes
         self.hooks = hooks
-        self.booted = asyncio.Event()
+        self.booted = Flag()
         self.connectors: set[int] = set()
         # transactionId -> connectorId
         self.transactions: dict[int, int] = {}
@@ -125,7 +187,7 @@ class Station(ChargePoint):
         # meter values show; station_setup.py and charging_control.py use them.
         self.config: dict[str, str | None] = {}
         self.capabilities = Capabilities()
-        self.learned = asyncio.Event()
+        self.learned = Flag()
         self.setup_lock = asyncio.Lock()
         self.electrical = Electrical()
         self.energy_guard = EnergyGuard(hooks.energy_monotonic)
@@ -137,21 +199,23 @@ class Station(ChargePoint):
         self.refuses_power = False
         self._falling: set[str] = set()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
-        self._incoming: asyncio.Queue[Call] = asyncio.Queue(INCOMING_QUEUE_SIZE)
+        # Made when a handler awaits; see the module's docstring.
+        self._incoming: asyncio.Queue[Call] | None = None
+        self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- receive path -------------------------------------------------
 
     async def start(self) -> None:
         """Serve the connection until it closes. Never raises for bad input."""
-        worker = asyncio.create_task(self._work(), name=f"{self.id}-worker")
         try:
             async for raw in self._connection:
                 await self._on_frame(raw)
         except ConnectionClosed as closed:
             log.info("%s: connection closed (%s)", self.id, closed)
         finally:
-            worker.cancel()
+            if self._worker is not None:
+                self._worker.cancel()
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(CallFailed(DISCONNECTED, "the station disconnected"))
@@ -171,7 +235,7 @@ class Station(ChargePoint):
                 )
             return
         if isinstance(message, Call):
-            await self._incoming.put(message)
+            await self._on_call(message)
             return
         future = self._pending.get(message.unique_id)
         if future is None or future.done():
@@ -181,18 +245,36 @@ class Station(ChargePoint):
             return
         future.set_result(message)
 
+    async def _on_call(self, call: Call) -> None:
+        handlers = self._routes.get(call.action, {})
+        if self._worker is None and not handlers.get(_AWAITS):
+            await self._answer(call)
+            return
+        if self._incoming is None:
+            self._incoming = asyncio.Queue(INCOMING_QUEUE_SIZE)
+        await self._incoming.put(call)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name=f"{self.id}-worker")
+
     async def _work(self) -> None:
-        while True:
-            call = await self._incoming.get()
-            try:
-                response = await self._handle(call)
-            except Exception:  # a bug of ours must not end the station's session
-                log.exception("%s: failed to handle %s", self.id, call.action)
-                response = call_error_json(call.unique_id, INTERNAL_ERROR, "internal error")
-            await self._send(response)
+        """Answer queued calls in order, then end until a handler awaits again."""
+        assert self._incoming is not None
+        try:
+            while not self._incoming.empty():
+                await self._answer(self._incoming.get_nowait())
+        finally:
+            self._worker = None
+
+    async def _answer(self, call: Call) -> None:
+        try:
+            response = await self._handle(call)
+        except Exception:  # a bug of ours must not end the station's session
+            log.exception("%s: failed to handle %s", self.id, call.action)
+            response = call_error_json(call.unique_id, INTERNAL_ERROR, "internal error")
+        await self._send(response)
 
     async def _handle(self, call: Call) -> str:
-        handlers = self.route_map.get(call.action)
+        handlers = self._routes.get(call.action)
         if handlers is None or "_on_action" not in handlers:
             code = NOT_IMPLEMENTED if call.action in _ACTIONS else NOT_SUPPORTED
             log.warning("%s: answered %s to action %r", self.id, code, call.action[:64])
@@ -206,7 +288,7 @@ class Station(ChargePoint):
         except RecursionError:
             return call_error_json(call.unique_id, FORMATION_VIOLATION, "payload nested too deeply")
 
-        response = handlers["_on_action"](call.payload)
+        response = handlers["_on_action"](self, call.payload)
         if inspect.isawaitable(response):
             # Safe even when the handler awaits call_action(): the reader task
             # keeps reading, so the station's answer gets through.
@@ -219,7 +301,7 @@ class Station(ChargePoint):
 
         after = handlers.get("_after_action")
         if after is not None:
-            self.spawn(after(call.payload))
+            self.spawn(after(self, call.payload))
         return call_result_json(call.unique_id, response)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:

@@ -26,7 +26,7 @@ from connector import station_config as sc
 from connector.charging_control import ChargingControl
 from connector.command_runner import CommandRunner
 from connector.settings import Settings
-from connector.station import Station
+from connector.station import Flag, Station
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 MAX_CONNECTORS_FROM_CONFIG = 32
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
+async def _wait(event: Flag, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
     return event.is_set()
