@@ -16,7 +16,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 
 from connector import actuators as act
-from connector import central_system, log_redaction
+from connector import central_system, gc_policy, log_redaction
 from connector import charging_profiles as cp
 from connector import commands as cmd
 from connector import datapoints as dp
@@ -153,6 +153,8 @@ class Bridge:
 
     async def run(self) -> None:
         await self.start()
+        gc_policy.after_start()
+        self._tasks.append(asyncio.create_task(gc_policy.run_full_collections()))
         try:
             await self._stop.wait()
         finally:
