@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -62,10 +63,6 @@ METER = (
     '{{"value":"230.1","measurand":"Voltage","phase":"L1-N","unit":"V"}}]}}]}}]'
 )
 BOOT = '[2,"b","BootNotification",{"chargePointVendor":"Bench","chargePointModel":"Fast"}]'
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # ---- load generator (its own processes) -------------------------------------
@@ -117,10 +114,13 @@ class LoadStation:
         self.seq += 1
         self.wh += 2
         unique_id = f"m{self.seq}"
-        now = time.time()
-        if self.window[0] <= now <= self.window[1]:
+        # One reading of the clock for the sample's timestamp and the window,
+        # so the subscriber's count (by timestamp) matches this one.
+        stamp = datetime.now(UTC)
+        if self.window[0] <= int(stamp.timestamp() * 1000) / 1000 <= self.window[1]:
             self.sent_in_window += 1
-        await self.call(unique_id, METER.format(id=unique_id, ts=iso_now(), wh=self.wh))
+        ts = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        await self.call(unique_id, METER.format(id=unique_id, ts=ts, wh=self.wh))
 
 
 async def _load(
@@ -212,7 +212,9 @@ def start_target(kind: str, ocpp_port: int, mqtt_port: int) -> subprocess.Popen[
             "OCPP_HOST": "127.0.0.1",
             "OCPP_PORT": str(ocpp_port),
         }
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    # Its log, to look at after a run that went wrong.
+    log_file = open(f"{tempfile.gettempdir()}/bench-fast-{kind}.log", "w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log_file)
     wait_port(ocpp_port, 30)
     return process
 
