@@ -84,9 +84,12 @@ class Bemcom:
         self._sync_topic = f"{name}/state_sync/{uuid.uuid4().hex}"
         self.sensor_map: dict[str, str] = {}
         self.actuator_map: dict[str, str] = {}
-        self.available_sensors: dict[str, Scalar] = {}
+        # Every sensor key (available_datapoints) -> its latest (value, timestamp).
+        # One dict for both: at thousands of stations, a second entry per key
+        # (and the Datapoint holding another copy of the key) was about 2 KB
+        # per station.
+        self._sensors: dict[str, tuple[Scalar, int]] = {}
         self.available_actuators: dict[str, Scalar] = {}
-        self._last_values: dict[str, Datapoint] = {}
         self._budget = KeyBudget(max_keys_per_station)
         # What we published last on each sensor topic, and on the latest
         # topics, as payload hashes: a message on an actuator topic that we
@@ -190,8 +193,8 @@ class Bemcom:
         # Keys mapped just now get their last known value, so BEMCom has it
         # without waiting for the station's next report.
         for key in newly_mapped:
-            if key in self._last_values:
-                self._publish_value(self._last_values[key])
+            if key in self._sensors:
+                self._publish_value(key, *self._sensors[key])
         log.info(
             "datapoint map applied: %d sensor and %d actuator datapoints",
             len(sensor),
@@ -201,19 +204,27 @@ class Bemcom:
     # ---- outgoing --------------------------------------------------
 
     def publish_datapoints(self, datapoints: list[Datapoint]) -> None:
-        for point in datapoints:
-            if point.key not in self.available_sensors:
-                if not self._budget.admit(point.key):
+        sensors = self._sensors
+        for key, value, timestamp in datapoints:
+            if key not in sensors:
+                if not self._budget.admit(key):
                     continue
-                self.available_sensors[point.key] = point.value
                 self._available_dirty.set()
-            self._last_values[point.key] = point
-            if point.key in self.sensor_map:
-                self._publish_value(point)
+            sensors[key] = (value, timestamp)
+            if key in self.sensor_map:
+                self._publish_value(key, value, timestamp)
 
-    def _publish_value(self, point: Datapoint) -> None:
-        topic = self.sensor_map[point.key]
-        payload = json.dumps({"value": point.value, "timestamp": point.timestamp}).encode()
+    @property
+    def available_sensors(self) -> dict[str, Scalar]:
+        """Every sensor key with an example: its latest value."""
+        return {key: value for key, (value, _) in self._sensors.items()}
+
+    def last_value(self, key: str) -> Scalar:
+        return self._sensors[key][0]
+
+    def _publish_value(self, key: str, value: Scalar, timestamp: int) -> None:
+        topic = self.sensor_map[key]
+        payload = json.dumps({"value": value, "timestamp": timestamp}).encode()
         self._remember_own(topic, payload)
         self.link.publish(topic, payload, qos=QOS_VALUES, retain=True)
 

@@ -62,6 +62,7 @@ class Bridge:
         self._log_handler: MqttLogHandler | None = None
         self._log_flood = LogFloodGuard()
         self._guarded_handlers: list[logging.Handler] = []
+        self._hooks: StationHooks | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -198,7 +199,13 @@ class Bridge:
         self.bemcom.publish_datapoints(datapoints)
 
     def _make_station(self, cp_id: str, connection: ServerConnection) -> Station:
-        hooks = StationHooks(
+        # One StationHooks for all stations: they are the same for each.
+        if self._hooks is None:
+            self._hooks = self._station_hooks()
+        return Station(cp_id, connection, self._hooks)
+
+    def _station_hooks(self) -> StationHooks:
+        return StationHooks(
             publish=self._publish,
             next_transaction_id=self._next_transaction_id,
             heartbeat_interval=self.settings.ocpp_heartbeat_interval,
@@ -210,7 +217,6 @@ class Bridge:
             energy_monotonic=self.settings.ocpp_energy_monotonic,
             id_tags=self.settings.ocpp_id_tags,
         )
-        return Station(cp_id, connection, hooks)
 
     def _on_connect(self, station: Station) -> None:
         assert self.bemcom is not None

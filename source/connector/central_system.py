@@ -54,6 +54,20 @@ class ServerOptions:
     compression: bool = False
 
 
+# Shared by every connection after its handshake; nothing writes to it.
+_NO_HEADERS = Headers()
+
+
+def forget_handshake_headers(connection: ServerConnection) -> None:
+    """websockets keeps the handshake's request and response headers on the
+    connection for its lifetime, about 4 KB a station, and reads them only
+    during the handshake (as do we: path, subprotocol, credentials)."""
+    if connection.request is not None:
+        connection.request.headers = _NO_HEADERS
+    if connection.response is not None:
+        connection.response.headers = _NO_HEADERS
+
+
 def charge_point_id(path: str) -> str:
     """The last path segment, percent-decoded: `/ocpp/CP_1` -> `CP_1`."""
     segment = urlsplit(path).path.rsplit("/", 1)[-1]
@@ -190,6 +204,7 @@ class CentralSystem:
     async def _serve_station(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         cp_id = charge_point_id(connection.request.path)
+        forget_handshake_headers(connection)
         station = self._make_station(cp_id, connection)
         previous = self.stations.get(cp_id)
         self.stations[cp_id] = station

@@ -330,13 +330,13 @@ def test_transactions(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
                 # original connector) maps fine.
                 await one.send_meter_values(1, 60)
                 await one.stop_transaction("EVDisconnected")
-            values = bridge.bemcom._last_values
-            assert values["CP_1__StartTransaction__1__transactionId"].value == first
-            assert values["CP_1__StartTransaction__1__idTag"].value == "TAG1"
-            assert values["CP_1__MeterValues__1__transactionId"].value == first
-            assert values["CP_1__StopTransaction__1__transactionId"].value == first
-            assert values["CP_1__StopTransaction__1__reason"].value == "EVDisconnected"
-            assert values["CP_2__StartTransaction__1__transactionId"].value == second
+            value = bridge.bemcom.last_value
+            assert value("CP_1__StartTransaction__1__transactionId") == first
+            assert value("CP_1__StartTransaction__1__idTag") == "TAG1"
+            assert value("CP_1__MeterValues__1__transactionId") == first
+            assert value("CP_1__StopTransaction__1__transactionId") == first
+            assert value("CP_1__StopTransaction__1__reason") == "EVDisconnected"
+            assert value("CP_2__StartTransaction__1__transactionId") == second
             last = second
         # A restarted connector continues above, from the state kept on the broker.
         async with running_connector(test_settings(name, mosquitto.port)) as bridge:

@@ -1,0 +1,52 @@
+"""Parts of the fast path that show from outside: compression, memory kept per connection."""
+
+from __future__ import annotations
+
+import pytest
+from websockets.asyncio.client import connect
+
+from connector.tests.conftest import (
+    Mosquitto,
+    Probe,
+    run,
+    running_connector,
+    simulated_station,
+    station_url,
+    test_settings,
+)
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.mark.parametrize(("setting", "compressed"), [(False, False), (True, True)])
+def test_compression_only_when_set(
+    mosquitto: Mosquitto, name: str, setting: bool, compressed: bool
+) -> None:
+    async def scenario() -> None:
+        settings = test_settings(name, mosquitto.port, ocpp_compression=setting)
+        async with running_connector(settings) as bridge:
+            # websockets' client offers permessage-deflate by default.
+            async with connect(station_url(bridge, "CP_1"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+                assert ws.response is not None
+                extensions = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+                assert ("permessage-deflate" in extensions) is compressed
+
+    run(scenario())
+
+
+def test_handshake_headers_are_not_kept(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+    key = "CP_1__MeterValues__1__Power.Active.Import__W"
+
+    async def scenario() -> None:
+        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
+            assert bridge.central is not None
+            probe.map([key])
+            async with simulated_station(bridge, "CP_1") as station:
+                connection = bridge.central.stations["CP_1"]._connection
+                assert not list(connection.request.headers.raw_items())
+                assert not list(connection.response.headers.raw_items())
+                assert connection.subprotocol == "ocpp1.6"
+                await station.send_meter_values(1, 3600)
+                assert await probe.value(key) >= 0
+
+    run(scenario())
