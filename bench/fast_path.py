@@ -14,9 +14,12 @@ Printed side by side, with the connector/passthrough ratio:
 - latency from the sample's timestamp to the subscriber, p50/p99;
 - the station's round trip (frame sent -> CALLRESULT), p50/p99;
 - for the connector: a limit published on MQTT -> the station receives
-  SetChargingProfile, p50/p99, for 100 stations during the window.
+  SetChargingProfile, p50/p99, for 100 stations during the window;
+- the load generator's own CPU per MeterValues, to show it costs less than
+  what it measures.
+With --runs K the targets take turns K times, and each figure is the median.
 
-    python bench/fast_path.py --stations 1500 --seconds 20
+    python bench/fast_path.py --stations 1500 --seconds 20 --runs 3
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import asyncio
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,7 +194,7 @@ class Subscriber:
                 self.latencies.append(now - sample)
 
 
-def start_target(kind: str, ocpp_port: int, mqtt_port: int) -> subprocess.Popen[bytes]:
+def start_target(kind: str, ocpp_port: int, mqtt_port: int, name: str) -> subprocess.Popen[bytes]:
     if kind == "passthrough":
         command = [
             sys.executable,
@@ -206,7 +211,7 @@ def start_target(kind: str, ocpp_port: int, mqtt_port: int) -> subprocess.Popen[
         command = [sys.executable, "source/connector/main.py"]
         env = {
             **os.environ,
-            "CONNECTOR_NAME": NAME,
+            "CONNECTOR_NAME": name,
             "MQTT_BROKER_HOST": "127.0.0.1",
             "MQTT_BROKER_PORT": str(mqtt_port),
             "OCPP_HOST": "127.0.0.1",
@@ -222,16 +227,18 @@ def start_target(kind: str, ocpp_port: int, mqtt_port: int) -> subprocess.Popen[
 def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
     ocpp_port = free_port()
     ids = [f"CP_{i}" for i in range(args.stations)]
+    # A name of its own per run: no limits kept on the broker by an earlier run.
+    name = f"{NAME}-{uuid.uuid4().hex[:6]}"
     if kind == "connector":
         publish_retained(
             mqtt_port,
-            f"{NAME}/datapoint_map",
+            f"{name}/datapoint_map",
             {
                 "sensor": {ENERGY.format(cp=cp): f"{VALUES}/{cp}" for cp in ids},
                 "actuator": {f"{COMMANDS}/{cp}": LIMIT.format(cp=cp) for cp in ids},
             },
         )
-    process = start_target(kind, ocpp_port, mqtt_port)
+    process = start_target(kind, ocpp_port, mqtt_port, name)
     time.sleep(1)
     rss_before = rss_mib(process.pid)
     connect_by = time.time() + args.ramp
@@ -251,6 +258,7 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
     time.sleep(max(0.0, window[0] - time.time()))
     rss_connected = rss_mib(process.pid)
     cpu_start = cpu_seconds(process.pid)
+    load_cpu_start = sum(cpu_seconds(loader.pid) for loader in loaders if loader.pid)
     commanded: dict[str, float] = {}
     if kind == "connector":
         publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
@@ -266,6 +274,7 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
         publisher.loop_stop()
     time.sleep(max(0.0, window[1] - time.time()))
     cpu = cpu_seconds(process.pid) - cpu_start
+    load_cpu = sum(cpu_seconds(loader.pid) for loader in loaders if loader.pid) - load_cpu_start
     results = [out.get(timeout=120) for _ in loaders]
     for loader in loaders:
         loader.join(30)
@@ -278,58 +287,80 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
     for r in results:
         profiles.update(r["profiles"])
     command_latencies = sorted(
-        min((t for t in profiles.get(cp, []) if t >= at), default=float("nan")) - at
+        min(t for t in profiles[cp] if t >= at) - at
         for cp, at in commanded.items()
+        if any(t >= at for t in profiles.get(cp, []))
     )
-    return {
+    latency, rtt = sorted(sub.latencies), sorted(t for r in results for t in r["rtts"])
+    summary = {
         "sent": sent,
         "received": sub.received,
         "unanswered": sum(r["unanswered"] for r in results),
         "cpu_ms": 1000 * cpu / max(1, sent),
         "cpu_share": cpu / args.seconds,
+        "load_cpu_ms": 1000 * load_cpu / max(1, sent),
         "rss_kb": 1024 * (rss_connected - rss_before) / args.stations,
-        "rss": (rss_before, rss_connected),
-        "latency": sorted(sub.latencies),
-        "rtt": sorted(t for r in results for t in r["rtts"]),
-        "commands": command_latencies,
-        "commands_arrived": sum(1 for x in command_latencies if x == x),
+        "rss_before": rss_before,
+        "rss_connected": rss_connected,
+        "latency_p50": 1000 * percentile(latency, 50),
+        "latency_p99": 1000 * percentile(latency, 99),
+        "rtt_p50": 1000 * percentile(rtt, 50),
+        "rtt_p99": 1000 * percentile(rtt, 99),
     }
+    if commanded:
+        summary |= {
+            "command_p50": 1000 * percentile(command_latencies, 50),
+            "command_p99": 1000 * percentile(command_latencies, 99),
+            "commands_arrived": len(command_latencies),
+            "commands_sent": len(commanded),
+        }
+    return summary
 
 
-def ms(values: list[float], p: float) -> str:
-    return f"{1000 * percentile(values, p):.0f}"
+ROWS = [
+    ("MeterValues sent in the window", "sent", "{:.0f}", False),
+    ("values received by the subscriber", "received", "{:.0f}", False),
+    ("frames unanswered", "unanswered", "{:.0f}", False),
+    ("CPU per MeterValues (ms)", "cpu_ms", "{:.3f}", True),
+    ("CPU (share of one core)", "cpu_share", "{:.0%}", True),
+    ("RSS per station (KB)", "rss_kb", "{:.1f}", True),
+    ("sample -> subscriber p50 (ms)", "latency_p50", "{:.0f}", True),
+    ("sample -> subscriber p99 (ms)", "latency_p99", "{:.0f}", True),
+    ("station round trip p50 (ms)", "rtt_p50", "{:.0f}", True),
+    ("station round trip p99 (ms)", "rtt_p99", "{:.0f}", True),
+    ("load generator CPU per MeterValues (ms)", "load_cpu_ms", "{:.3f}", False),
+]
 
 
-def report(args: Any, results: dict[str, dict[str, Any]]) -> None:
-    p, c = results.get("passthrough"), results.get("connector")
-    print(f"stations: {args.stations} x 1 Hz, {args.seconds:.0f} s measured")
+def report(args: Any, runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Each figure is the median over the runs of that target."""
+    medians = {
+        kind: {key: statistics.median(run[key] for run in results) for key in results[0]}
+        for kind, results in runs.items()
+    }
+    p, c = medians.get("passthrough"), medians.get("connector")
+    print(
+        f"stations: {args.stations} x 1 Hz, {args.seconds:.0f} s measured, "
+        f"median of {args.runs} run(s) per target"
+    )
     print(f"{'':42} {'passthrough':>14} {'connector':>14} {'ratio':>7}")
-
-    def row(label: str, key: Any, fmt: str = "{:.0f}", ratio: bool = True) -> None:
-        pv = key(p) if p else None
-        cv = key(c) if c else None
+    for label, key, fmt, ratio in ROWS:
+        pv = p[key] if p else None
+        cv = c[key] if c else None
         cells = [fmt.format(v) if v is not None else "-" for v in (pv, cv)]
         r = f"{cv / pv:.2f}" if ratio and pv and cv is not None else ""
         print(f"{label:42} {cells[0]:>14} {cells[1]:>14} {r:>7}")
-
-    row("MeterValues sent in the window", lambda x: x["sent"], ratio=False)
-    row("values received by the subscriber", lambda x: x["received"], ratio=False)
-    row("frames unanswered", lambda x: x["unanswered"], ratio=False)
-    row("CPU per MeterValues (ms)", lambda x: x["cpu_ms"], "{:.3f}")
-    row("CPU (share of one core)", lambda x: x["cpu_share"], "{:.0%}")
-    row("RSS per station (KB)", lambda x: x["rss_kb"], "{:.1f}")
-    row("sample -> subscriber p50 (ms)", lambda x: 1000 * percentile(x["latency"], 50))
-    row("sample -> subscriber p99 (ms)", lambda x: 1000 * percentile(x["latency"], 99))
-    row("station round trip p50 (ms)", lambda x: 1000 * percentile(x["rtt"], 50))
-    row("station round trip p99 (ms)", lambda x: 1000 * percentile(x["rtt"], 99))
-    if c is not None:
+    if c is not None and "command_p50" in c:
         print(
             f"limit published -> SetChargingProfile at the station: "
-            f"p50 {ms(c['commands'], 50)} ms, p99 {ms(c['commands'], 99)} ms "
-            f"({c['commands_arrived']} of {len(c['commands'])} arrived)"
+            f"p50 {c['command_p50']:.0f} ms, p99 {c['command_p99']:.0f} ms "
+            f"({c['commands_arrived']:.0f} of {c['commands_sent']:.0f} arrived)"
         )
-    for kind, r in results.items():
-        print(f"{kind} RSS: {r['rss'][0]:.1f} MiB before, {r['rss'][1]:.1f} MiB with stations")
+    for kind, m in medians.items():
+        print(
+            f"{kind} RSS: {m['rss_before']:.1f} MiB before, "
+            f"{m['rss_connected']:.1f} MiB with stations"
+        )
 
 
 def main() -> None:
@@ -340,18 +371,20 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--targets", default="passthrough,connector")
+    parser.add_argument("--runs", type=int, default=1, help="runs per target, alternating")
     args = parser.parse_args()
     if not args.ramp:
         args.ramp = max(5.0, args.stations / 100)
     broker = Broker()
     broker.start()
-    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     try:
-        for kind in args.targets.split(","):
-            results[kind] = run_target(kind, broker.port, args)
+        for _ in range(args.runs):
+            for kind in args.targets.split(","):
+                runs.setdefault(kind, []).append(run_target(kind, broker.port, args))
     finally:
         broker.stop()
-    report(args, results)
+    report(args, runs)
 
 
 if __name__ == "__main__":
