@@ -43,6 +43,7 @@ import paho.mqtt.client as mqtt
 from harness import (
     ROOT,
     Broker,
+    connector_env,
     cpu_seconds,
     free_port,
     percentile,
@@ -209,14 +210,7 @@ def start_target(kind: str, ocpp_port: int, mqtt_port: int, name: str) -> subpro
         env = dict(os.environ)
     else:
         command = [sys.executable, "source/connector/main.py"]
-        env = {
-            **os.environ,
-            "CONNECTOR_NAME": name,
-            "MQTT_BROKER_HOST": "127.0.0.1",
-            "MQTT_BROKER_PORT": str(mqtt_port),
-            "OCPP_HOST": "127.0.0.1",
-            "OCPP_PORT": str(ocpp_port),
-        }
+        env = connector_env(name, mqtt_port, ocpp_port)
     # Its log, to look at after a run that went wrong.
     log_file = open(f"{tempfile.gettempdir()}/bench-fast-{kind}.log", "w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log_file)

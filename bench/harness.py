@@ -132,9 +132,9 @@ def publish_retained(port: int, topic: str, payload: Any) -> None:
     client.disconnect()
 
 
-@contextmanager
-def connector(name: str, mqtt_port: int, ocpp_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
+def connector_env(name: str, mqtt_port: int, ocpp_port: int) -> dict[str, str]:
+    """The environment of a connector on loopback, otherwise with its defaults."""
+    return {
         **os.environ,
         "CONNECTOR_NAME": name,
         "MQTT_BROKER_HOST": "127.0.0.1",
@@ -142,6 +142,11 @@ def connector(name: str, mqtt_port: int, ocpp_port: int) -> Iterator[subprocess.
         "OCPP_HOST": "127.0.0.1",
         "OCPP_PORT": str(ocpp_port),
     }
+
+
+@contextmanager
+def connector(name: str, mqtt_port: int, ocpp_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = connector_env(name, mqtt_port, ocpp_port)
     process = subprocess.Popen(
         [sys.executable, "source/connector/main.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
     )

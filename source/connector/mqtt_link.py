@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -199,6 +200,11 @@ class MqttLink:
             self._loop.call_soon_threadsafe(function, *args)
 
     def _paho_on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # paho leaves Nagle's algorithm on: a value written while the previous
+        # one is unacknowledged then waits for the ACK, up to the 40 ms of a
+        # delayed ACK. MQTT packets are small and each is worth sending now.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._in_loop(self._loop.add_reader, sock, self._readable, client)
 
     def _paho_on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from websockets.asyncio.client import connect
 
@@ -48,5 +50,18 @@ def test_handshake_headers_are_not_kept(mosquitto: Mosquitto, probe: Probe, name
                 assert connection.subprotocol == "ocpp1.6"
                 await station.send_meter_values(1, 3600)
                 assert await probe.value(key) >= 0
+
+    run(scenario())
+
+
+def test_values_leave_without_nagle_delay(mosquitto: Mosquitto, name: str) -> None:
+    """paho leaves Nagle's algorithm on; small values then wait for ACKs (up to 40 ms)."""
+
+    async def scenario() -> None:
+        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
+            assert bridge.bemcom is not None
+            sock = bridge.bemcom.link._client.socket()
+            assert sock is not None
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
     run(scenario())
