@@ -3,7 +3,8 @@
 N stations send MeterValues (4 sampled values) once a second through a real
 Mosquitto, first to bench/passthrough.py, then to the connector (as deployed,
 its own process, default settings). Each station's energy value is mapped, so
-both publish one value per MeterValues. The load comes from separate
+both publish one value per MeterValues (--mapped-values 4 maps all four on the
+connector; the latency is then still measured on the energy value). The load comes from separate
 processes that send pre-built frames over raw WebSockets and answer the
 connector's calls, so the generator costs far less than what it measures.
 
@@ -58,7 +59,14 @@ from websockets.asyncio.client import ClientConnection, connect
 NAME = "bench-fast"
 VALUES = "bench-fast-values"
 COMMANDS = "bench-fast-cmd"
+OTHERS_TOPIC = "bench-fast-others"
 ENERGY = "{cp}__MeterValues__1__Energy.Active.Import.Register__Wh"
+# The other three sampled values, mapped with --mapped-values 4.
+OTHERS = (
+    "{cp}__MeterValues__1__Power.Active.Import__W",
+    "{cp}__MeterValues__1__Current.Import__L1__A",
+    "{cp}__MeterValues__1__Voltage__L1-N__V",
+)
 LIMIT = "{cp}__execute_send_charging_profile"
 COMMANDED_STATIONS = 100
 METER = (
@@ -228,7 +236,14 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
             mqtt_port,
             f"{name}/datapoint_map",
             {
-                "sensor": {ENERGY.format(cp=cp): f"{VALUES}/{cp}" for cp in ids},
+                "sensor": {
+                    **{ENERGY.format(cp=cp): f"{VALUES}/{cp}" for cp in ids},
+                    **{
+                        key.format(cp=cp): f"{OTHERS_TOPIC}/{cp}/{index}"
+                        for cp in ids
+                        for index, key in enumerate(OTHERS[: args.mapped_values - 1])
+                    },
+                },
                 "actuator": {f"{COMMANDS}/{cp}": LIMIT.format(cp=cp) for cp in ids},
             },
         )
@@ -366,6 +381,13 @@ def main() -> None:
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--targets", default="passthrough,connector")
     parser.add_argument("--runs", type=int, default=1, help="runs per target, alternating")
+    parser.add_argument(
+        "--mapped-values",
+        type=int,
+        choices=[1, 4],
+        default=1,
+        help="sampled values the connector publishes per MeterValues (the passthrough: 1)",
+    )
     args = parser.parse_args()
     if not args.ramp:
         args.ramp = max(5.0, args.stations / 100)

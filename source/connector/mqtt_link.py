@@ -230,12 +230,16 @@ class MqttLink:
     def _paho_on_socket_unregister_write(
         self, client: mqtt.Client, userdata: Any, sock: Any
     ) -> None:
-        self._in_loop(self._loop.remove_writer, sock)
+        self._in_loop(self._forget_writer, sock)
+
+    def _forget_writer(self, sock: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):  # closed already
+            self._loop.remove_writer(sock)
 
     def _forget_socket(self, sock: Any) -> None:
         with contextlib.suppress(ValueError, OSError):  # closed already
             self._loop.remove_reader(sock)
-            self._loop.remove_writer(sock)
+        self._forget_writer(sock)
 
     def _readable(self, client: mqtt.Client) -> None:
         try:
