@@ -97,6 +97,8 @@ class Bridge:
                 password=settings.mqtt_broker_password,
                 tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
                 max_queued=settings.mqtt_max_queued,
+                # The embedded broker speaks MQTT 3.1.1 only; no refused MQTT 5 first.
+                mqtt5=not settings.embedded_broker,
             ),
             max_keys_per_station=settings.ocpp_max_keys_per_station,
         )

@@ -66,6 +66,8 @@ class MqttOptions:
     password: str = field(default="", repr=False)
     tls_context: ssl.SSLContext | None = None
     max_queued: int = 100000
+    # False: straight to MQTT 3.1.1, for a broker known to speak nothing else.
+    mqtt5: bool = True
 
 
 class MqttLink:
@@ -87,7 +89,7 @@ class MqttLink:
         self._on_message = on_message
         self._client_id = client_id
         self._options = options
-        self.protocol = MQTT5
+        self.protocol = MQTT5 if options.mqtt5 else MQTT311
         self._client = self._make_client()
         self._max_queued = options.max_queued
         # (topic, payload, qos, retain) waiting for the broker, oldest first.
