@@ -138,4 +138,6 @@ def test_connector_runs_on_the_embedded_broker_and_stops_cleanly_on_sigterm() ->
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0
+    # Spoken to in MQTT 3.1.1 from the start, without a refused MQTT 5 attempt.
+    assert "(MQTT 3.1.1)" in stderr and "protocol level 5" not in stderr
     assert "WARNING" in stderr and "embedded broker" in stderr and "local trials" in stderr
