@@ -237,7 +237,7 @@ def meter_values(
     connector_id: int,
     meter_value: list[Mapping[str, Any]],
     now: int,
-    transaction_id: int | None = None,
+    transaction_id: int | str | None = None,
 ) -> Mapped:
     """Every sampled value of every entry, in time order, unit-normalised.
 
@@ -269,3 +269,49 @@ def meter_values(
             )
         )
     return Mapped(points, problems)
+
+
+def sampled_value_from_v2(sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """An OCPP 2.0.1/2.1 SampledValue in the 1.6 shape, so both map to the same keys.
+
+    2.x sends the value as a number and the unit as `unitOfMeasure` with a
+    power-of-ten `multiplier`, applied first (13 kWh with multiplier 1 is
+    130 kWh); the canonical units of 1.6 follow. A missing unit means the
+    measurand's natural unit, as for 1.6.
+    """
+    converted = {k: sampled[k] for k in ("measurand", "phase", "location") if k in sampled}
+    unit_of_measure = sampled.get("unitOfMeasure")
+    multiplier = 0
+    if isinstance(unit_of_measure, Mapping):
+        if unit_of_measure.get("unit") is not None:
+            converted["unit"] = unit_of_measure["unit"]
+        raw = unit_of_measure.get("multiplier", 0)
+        multiplier = raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
+    value = sampled.get("value")
+    if isinstance(value, int | float) and not isinstance(value, bool) and multiplier:
+        value = value * 10**multiplier
+    converted["value"] = value
+    return converted
+
+
+def meter_values_v2(
+    cp_id: str,
+    evse_id: int,
+    meter_value: list[Mapping[str, Any]],
+    now: int,
+    transaction_id: str | None = None,
+) -> Mapped:
+    """2.x MeterValues (or TransactionEvent.meterValue): the same keys as 1.6,
+    with the EVSE id where 1.6 has the connector id (CONTRACT §8)."""
+    entries = [
+        {
+            "timestamp": entry.get("timestamp"),
+            "sampledValue": [
+                sampled_value_from_v2(sampled)
+                for sampled in entry.get("sampledValue") or []
+                if isinstance(sampled, Mapping)
+            ],
+        }
+        for entry in meter_value
+    ]
+    return meter_values(cp_id, evse_id, entries, now, transaction_id)

@@ -1,0 +1,103 @@
+"""The same readings from a 1.6 and a 2.x station give the same keys and values (CONTRACT §8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connector.datapoints import meter_values, meter_values_v2, sampled_value_from_v2
+
+STAMP = "2026-01-01T00:00:00Z"
+NOW = 1_000
+
+# name -> (1.6 sampledValue, 2.x sampledValue): the same reading
+SAME_READINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "energy, default measurand and unit": ({"value": "1234.5"}, {"value": 1234.5}),
+    "energy in kWh": (
+        {"value": "12.345", "unit": "kWh"},
+        {"value": 12.345, "unitOfMeasure": {"unit": "kWh"}},
+    ),
+    "energy in kWh with a multiplier": (
+        {"value": "130", "unit": "kWh"},
+        {"value": 13, "unitOfMeasure": {"unit": "kWh", "multiplier": 1}},
+    ),
+    "power in W with a negative multiplier": (
+        {"value": "7200", "measurand": "Power.Active.Import", "unit": "W"},
+        {
+            "value": 72000,
+            "measurand": "Power.Active.Import",
+            "unitOfMeasure": {"unit": "W", "multiplier": -1},
+        },
+    ),
+    "current per phase": (
+        {"value": "10.4", "measurand": "Current.Import", "phase": "L1", "unit": "A"},
+        {
+            "value": 10.4,
+            "measurand": "Current.Import",
+            "phase": "L1",
+            "unitOfMeasure": {"unit": "A"},
+        },
+    ),
+    "voltage, no unit": (
+        {"value": "230.1", "measurand": "Voltage", "phase": "L1-N"},
+        {"value": 230.1, "measurand": "Voltage", "phase": "L1-N"},
+    ),
+    "state of charge at the EV": (
+        {"value": "80", "measurand": "SoC", "location": "EV", "unit": "Percent"},
+        {
+            "value": 80,
+            "measurand": "SoC",
+            "location": "EV",
+            "unitOfMeasure": {"unit": "Percent"},
+        },
+    ),
+    "temperature in K": (
+        {"value": "300", "measurand": "Temperature", "unit": "K"},
+        {"value": 300, "measurand": "Temperature", "unitOfMeasure": {"unit": "K"}},
+    ),
+    "power in kW, multiplier 0": (
+        {"value": "11", "measurand": "Power.Active.Import", "unit": "kW"},
+        {
+            "value": 11,
+            "measurand": "Power.Active.Import",
+            "unitOfMeasure": {"unit": "kW", "multiplier": 0},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SAME_READINGS))
+def test_same_reading_same_key_and_value(name: str) -> None:
+    v16, v2 = SAME_READINGS[name]
+    one = meter_values("CP", 1, [{"timestamp": STAMP, "sampledValue": [v16]}], NOW)
+    two = meter_values_v2("CP", 1, [{"timestamp": STAMP, "sampledValue": [v2]}], NOW)
+    assert one.problems == two.problems == []
+    assert [(p.key, p.value, p.timestamp) for p in two.datapoints] == [
+        (p.key, p.value, p.timestamp) for p in one.datapoints
+    ]
+
+
+def test_transaction_id_is_the_stations_string() -> None:
+    mapped = meter_values_v2(
+        "CP", 2, [{"timestamp": STAMP, "sampledValue": [{"value": 5}]}], NOW, "tx-42"
+    )
+    assert mapped.datapoints[-1].key == "CP__MeterValues__2__transactionId"
+    assert mapped.datapoints[-1].value == "tx-42"
+
+
+@pytest.mark.parametrize(
+    ("sampled", "expected"),
+    [
+        ({"value": 1, "unitOfMeasure": {"multiplier": True}}, {"value": 1}),
+        ({"value": 1, "unitOfMeasure": {"multiplier": "3"}}, {"value": 1}),
+        (
+            {"value": "x", "unitOfMeasure": {"unit": "W", "multiplier": 2}},
+            {"value": "x", "unit": "W"},
+        ),
+        ({"value": 2, "unitOfMeasure": "W"}, {"value": 2}),
+        ({"value": 2, "signedMeterValue": {"signedMeterData": "…"}}, {"value": 2}),
+    ],
+)
+def test_odd_units_of_measure(sampled: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert sampled_value_from_v2(sampled) == expected
