@@ -1,4 +1,7 @@
-"""2.x payloads map to the keys of CONTRACT §8; the same readings from a 1.6 and a 2.x station give the same keys and values."""
+"""2.x payloads map to the keys of CONTRACT §8.
+
+The same readings from a 1.6 and a 2.x station give the same keys and values.
+"""
 
 from __future__ import annotations
 
