@@ -176,8 +176,9 @@ class Bemcom:
             shown = checked.conflicts[:MAX_CONFLICTS_SHOWN]
             more = len(checked.conflicts) - len(shown)
             log.error(
-                "the datapoint map on %s has %d conflicting entries, which would make the "
-                "connector take its own messages as commands: %s%s. The rest of the map applies",
+                "the datapoint map on %s has %d conflicting entries, left out: the connector "
+                "would take its own messages as commands, or write over its own topics: %s%s. "
+                "The rest of the map applies",
                 self.topic_map,
                 len(checked.conflicts),
                 "; ".join(shown),
