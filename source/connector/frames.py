@@ -7,6 +7,14 @@ lets bad frames escape as exceptions that end `ChargePoint.start()`:
 - frames with a message id but a broken shape get no CALLERROR at all.
 Here every such frame becomes a FrameError, which carries the message id
 when one can be recovered, so the station gets a CALLERROR where it can.
+
+OCPP 2.1 adds two message types that the library cannot parse (it drops them
+with "Unable to parse"): CALLRESULTERROR (5), a station's error about our
+answer, and SEND (6), a message that is never answered (periodic event
+streams). They are parsed here for 2.1 only; for 1.6 and 2.0.1 they are
+unknown message types. A bad SEND is a FrameError without a message id, so
+it is never answered either. (Groundwork for issue 11: no 2.x station is
+served yet.)
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ OCPP16_CODES: dict[str, str] = {
     "OccurrenceConstraintViolation": OCCURENCE_CONSTRAINT_VIOLATION,
 }
 
+# OCPP 2.0.1/2.1 names of the errors above where they differ from 1.6.
+FORMAT_VIOLATION = "FormatViolation"
+MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
+
 MAX_ID_LENGTH = 36  # OCPP-J: the message id is a string of at most 36 characters
 
 # Salvages the id from a frame that is not valid JSON, e.g. one cut short.
@@ -48,14 +60,48 @@ class FrameError:
     description: str
 
 
-Message = Call | CallResult | CallError
+@dataclass(frozen=True)
+class CallResultError:
+    """OCPP 2.1 (type 5): the station could not take our CALLRESULT."""
+
+    unique_id: str
+    error_code: str
+    error_description: str
+
+
+@dataclass(frozen=True)
+class Send:
+    """OCPP 2.1 (type 6): a message the receiver never answers."""
+
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+Message = Call | CallResult | CallError | CallResultError | Send
 
 
 def ocpp16_code(code: str) -> str:
     return OCPP16_CODES.get(code, code)
 
 
-def parse_frame(raw: str | bytes) -> Message | FrameError:
+def parse_frame(raw: str | bytes, version: str = "1.6") -> Message | FrameError:
+    """`version`: the station's OCPP version ("1.6", "2.0.1" or "2.1"); it decides
+    the message types known and the spelling of the error codes."""
+    parsed = _parse(raw, version)
+    if isinstance(parsed, FrameError) and version != "1.6":
+        # The same problems, under the 2.x names.
+        code = {
+            FORMATION_VIOLATION: FORMAT_VIOLATION,
+            PROTOCOL_ERROR: MESSAGE_TYPE_NOT_SUPPORTED
+            if parsed.description.startswith("unknown message type")
+            else PROTOCOL_ERROR,
+        }.get(parsed.code, parsed.code)
+        return FrameError(parsed.unique_id, code, parsed.description)
+    return parsed
+
+
+def _parse(raw: str | bytes, version: str) -> Message | FrameError:
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -81,6 +127,10 @@ def parse_frame(raw: str | bytes) -> Message | FrameError:
         return CallResult(unique_id, frame[2])
     if message_type == 4 and type(message_type) is int:
         return _call_error(frame, unique_id)
+    if version == "2.1" and message_type == 5 and type(message_type) is int:
+        return _call_result_error(frame, unique_id)
+    if version == "2.1" and message_type == 6 and type(message_type) is int:
+        return _send(frame, unique_id)
     # An unknown message type may still be a call from the station's point of
     # view; answer it so the station does not wait for a timeout.
     return FrameError(unique_id, PROTOCOL_ERROR, f"unknown message type {message_type!r}")
@@ -106,6 +156,24 @@ def _call_error(frame: list[Any], unique_id: str) -> CallError | FrameError:
     description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
     details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
     return CallError(unique_id, frame[2], description, details)
+
+
+def _call_result_error(frame: list[Any], unique_id: str) -> CallResultError | FrameError:
+    # Never answered: an error about an answer ends the exchange.
+    if len(frame) < 3 or not isinstance(frame[2], str):
+        return FrameError(None, FORMATION_VIOLATION, "CALLRESULTERROR must carry an error code")
+    description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
+    return CallResultError(unique_id, frame[2], description)
+
+
+def _send(frame: list[Any], unique_id: str) -> Send | FrameError:
+    # A SEND is never answered, not even a bad one: no message id in the error.
+    if len(frame) != 4:
+        return FrameError(None, FORMATION_VIOLATION, "SEND must have 4 elements")
+    action, payload = frame[2], frame[3]
+    if not isinstance(action, str) or not isinstance(payload, dict):
+        return FrameError(None, FORMATION_VIOLATION, "SEND needs a string action and an object")
+    return Send(unique_id, action, payload)
 
 
 def call_error_json(unique_id: str, code: str, description: str) -> str:

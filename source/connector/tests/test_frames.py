@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ocpp.messages import Call, CallError, CallResult
 
-from connector.frames import FrameError, ocpp16_code, parse_frame
+from connector.frames import CallResultError, FrameError, Send, ocpp16_code, parse_frame
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,44 @@ def test_call_result_and_error() -> None:
 )
 def test_error_codes_use_the_ocpp16_spelling(library_code: str, ocpp16: str) -> None:
     assert ocpp16_code(library_code) == ocpp16
+
+
+# ---- OCPP 2.0.1 and 2.1 (groundwork for issue 11) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "version", "expected"),
+    [
+        # SEND (6) and CALLRESULTERROR (5) exist in 2.1 only.
+        ('[6,"s1","NotifyPeriodicEventStream",{"id":1}]', "2.1", ("Send", "s1")),
+        ('[5,"r1","FormatViolation","bad answer",{}]', "2.1", ("CallResultError", "r1")),
+        ('[6,"s1","NotifyPeriodicEventStream",{"id":1}]', "1.6", ("ProtocolError", "s1")),
+        ('[6,"s1","X",{}]', "2.0.1", ("MessageTypeNotSupported", "s1")),
+        ('[5,"r1","FormatViolation"]', "2.0.1", ("MessageTypeNotSupported", "r1")),
+        # A bad SEND is never answered: no message id in the error.
+        ('[6,"s2","NotifyPeriodicEventStream"]', "2.1", ("FormatViolation", None)),
+        ('[6,"s2",7,{}]', "2.1", ("FormatViolation", None)),
+        ('[6,"s2","X",[]]', "2.1", ("FormatViolation", None)),
+        ('[5,"r2"]', "2.1", ("FormatViolation", None)),
+        # The 2.x spelling of the same problems.
+        ('[2,"x","Heartbeat"]', "2.0.1", ("FormatViolation", "x")),
+        ('[2,"x","Heartbeat",{}', "2.1", ("FormatViolation", "x")),
+        ('[9,"y","Heartbeat",{}]', "2.1", ("MessageTypeNotSupported", "y")),
+        ('[2,"x","Heartbeat"]', "1.6", ("FormationViolation", "x")),
+    ],
+)
+def test_frames_by_version(raw: str, version: str, expected: tuple[str, str | None]) -> None:
+    result = parse_frame(raw, version)
+    if isinstance(result, FrameError):
+        assert (result.code, result.unique_id) == expected
+    else:
+        assert (type(result).__name__, result.unique_id) == expected
+
+
+def test_send_and_call_result_error_carry_their_content() -> None:
+    send = parse_frame('[6,"s1","NotifyPeriodicEventStream",{"id":1,"pending":0}]', "2.1")
+    assert isinstance(send, Send)
+    assert (send.action, send.payload) == ("NotifyPeriodicEventStream", {"id": 1, "pending": 0})
+    error = parse_frame('[5,"r1","FormatViolation","bad answer",{}]', "2.1")
+    assert isinstance(error, CallResultError)
+    assert (error.error_code, error.error_description) == ("FormatViolation", "bad answer")

@@ -33,7 +33,7 @@ from connector import datapoints as dp
 from connector.bridge import Bridge
 from connector.datapoint_map import InvalidMap, parse_datapoint_map
 from connector.electrical import measure
-from connector.frames import FrameError, parse_frame
+from connector.frames import CallResultError, FrameError, Send, parse_frame
 from connector.tests.conftest import Mosquitto, test_settings
 
 FAST = settings(
@@ -110,6 +110,32 @@ def test_calls_with_any_payload_parse_or_refuse(action: str, payload: Any) -> No
         assert isinstance(result, Call) and result.payload == payload
     else:
         assert isinstance(result, FrameError) and result.unique_id == "id-1"
+
+
+# Frames of OCPP 2.1's new types, SEND (6) and CALLRESULTERROR (5), each part possibly wrong.
+NEW_TYPE_FRAMES = st.one_of(
+    st.tuples(st.sampled_from([5, 6]), MESSAGE_IDS, ACTION_NAMES, JSON).map(list),
+    st.lists(JSON, max_size=6).map(lambda rest: [6, *rest]),
+).map(lambda frame: json.dumps(frame))
+
+
+def _is_send(frame: str | bytes) -> bool:
+    try:
+        decoded = json.loads(frame)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(decoded, list) and bool(decoded) and decoded[0] == 6
+
+
+@settings(FAST, max_examples=2000)
+@given(RAW_FRAMES | NEW_TYPE_FRAMES, st.sampled_from(["1.6", "2.0.1", "2.1"]))
+def test_parse_frame_never_raises_in_any_version(frame: str | bytes, version: str) -> None:
+    result = parse_frame(frame, version)
+    assert isinstance(result, Call | CallResult | CallError | CallResultError | Send | FrameError)
+    if version == "2.1" and _is_send(frame) and isinstance(result, FrameError):
+        assert result.unique_id is None  # a SEND is never answered, not even a bad one
+    if version != "1.6" and isinstance(result, FrameError):
+        assert result.code != "FormationViolation"  # the 2.x spelling
 
 
 # ---- the mapping code ----------------------------------------------------
