@@ -314,8 +314,8 @@ class MqttLink:
         now = time.monotonic()
         if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
             self._drop_logged_at = now
-            # paho's thread is not involved; our log handler publishes QoS 0,
-            # which paho drops while disconnected, so the console shows it.
+            # Our log handler publishes QoS 0, which paho drops while
+            # disconnected, so the console shows it.
             log.warning(
                 "MQTT: %d messages dropped so far: the broker %s:%d is unreachable and "
                 "MQTT_MAX_QUEUED messages are already waiting",
@@ -431,8 +431,9 @@ class MqttLink:
                 if self._backlog:
                     self._in_loop(self._schedule_drain)
                 return
-            # Either the ack beat publish() to the bookkeeping, or it belongs
-            # to a QoS 0 message, which is not tracked. Keep a bounded record.
+            # It belongs to a QoS 0 message, which is not tracked, or (for a
+            # publish from another thread) the ack beat publish() to the
+            # bookkeeping. Keep a bounded record.
             self._acked_early[mid] = None
             if len(self._acked_early) > EARLY_ACKS_KEPT:
                 del self._acked_early[next(iter(self._acked_early))]
