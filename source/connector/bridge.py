@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from typing import Any
+from urllib.parse import quote, unquote
 
 from websockets.asyncio.server import ServerConnection
 
@@ -31,21 +32,30 @@ from connector.mqtt_link import MqttOptions
 from connector.settings import Settings
 from connector.station import Station, StationHooks, now_ms
 from connector.station_setup import StationSetup
+from connector.station_v2 import StationV21, StationV201
+from connector.station_v16 import StationV16
 from connector.tls import client_context, server_context
 from connector.transaction_ids import TransactionIds
 
 log = logging.getLogger(__name__)
 
 STATE_TRANSACTION_ID = "last_transaction_id"
+# A retained record per OCPP 2.x station whose boot was accepted (CONTRACT §8).
+STATE_BOOT_RECORD = "boot_records/"
 # Wait for the retained datapoint map and state before accepting stations.
 READY_TIMEOUT = 5.0
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
 CLOSE_GOING_AWAY = 1001
 
-_ACTUATOR_EXAMPLES: dict[str, Any] = {
-    cmd.SEND_CHARGING_PROFILE: 11000,
-    cmd.TRIGGER_MESSAGE: 4,
+STATION_CLASSES: dict[str, type[Station]] = {
+    "1.6": StationV16,
+    "2.0.1": StationV201,
+    "2.1": StationV21,
 }
+
+
+def boot_record_name(cp_id: str) -> str:
+    return STATE_BOOT_RECORD + quote(cp_id, safe="")
 
 
 class Bridge:
@@ -55,7 +65,10 @@ class Bridge:
         self.transaction_ids = TransactionIds()
         self.charging = ChargingControl(settings, self._publish, self._persist)
         self.commands = CommandRunner(self._publish)
-        self.setup = StationSetup(settings, self.charging, self.commands)
+        self._boot_records: set[str] = set()
+        self.setup = StationSetup(
+            settings, self.charging, self.commands, self._boot_records.__contains__
+        )
         self.broker: EmbeddedBroker | None = None
         self.bemcom: Bemcom | None = None
         self.central: CentralSystem | None = None
@@ -135,6 +148,7 @@ class Bridge:
                 passwords=settings.ocpp_basic_auth,
                 handshake_timeout=central_system.HANDSHAKE_TIMEOUT,
                 compression=settings.ocpp_compression,
+                subprotocols=settings.ocpp_versions,
                 ssl_context=(
                     server_context(
                         settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca
@@ -200,11 +214,11 @@ class Bridge:
         assert self.bemcom is not None
         self.bemcom.publish_datapoints(datapoints)
 
-    def _make_station(self, cp_id: str, connection: ServerConnection) -> Station:
+    def _make_station(self, cp_id: str, connection: ServerConnection, version: str) -> Station:
         # One StationHooks for all stations: they are the same for each.
         if self._hooks is None:
             self._hooks = self._station_hooks()
-        return Station(cp_id, connection, self._hooks)
+        return STATION_CLASSES[version](cp_id, connection, self._hooks)
 
     def _station_hooks(self) -> StationHooks:
         return StationHooks(
@@ -213,7 +227,7 @@ class Bridge:
             heartbeat_interval=self.settings.ocpp_heartbeat_interval,
             response_timeout=self.settings.ocpp_response_timeout,
             on_raw_frame=self._on_raw_frame if self.settings.send_raw_message_to_db else None,
-            on_boot=self.setup.booted,
+            on_boot=self._on_boot,
             on_connector=self._offer_connector_actuators,
             on_transaction_seen=self.charging.transaction_seen,
             energy_monotonic=self.settings.ocpp_energy_monotonic,
@@ -223,8 +237,16 @@ class Bridge:
     def _on_connect(self, station: Station) -> None:
         assert self.bemcom is not None
         self._publish(dp.connected(station.id, True, now_ms()))
-        self._offer_actuators(station.id, None)
+        self._offer_actuators(station, None)
         self.setup.connected(station)
+
+    def _on_boot(self, station: Station) -> None:
+        if station.is_v2 and station.id not in self._boot_records:
+            # A restarted connector serves it as accepted if it does not boot.
+            self._boot_records.add(station.id)
+            record = {"ocpp": station.ocpp_version, "accepted": now_ms()}
+            self._persist(boot_record_name(station.id), record)
+        self.setup.booted(station)
 
     def _on_disconnect(self, station: Station) -> None:
         self._publish(dp.connected(station.id, False, now_ms()))
@@ -232,16 +254,15 @@ class Bridge:
     def _offer_connector_actuators(self, station: Station, connector_id: int) -> None:
         # Connector 0 is the station itself, already served by the station key.
         if 0 < connector_id <= cmd.MAX_CONNECTOR_ID:
-            self._offer_actuators(station.id, connector_id)
+            self._offer_actuators(station, connector_id)
 
-    def _offer_actuators(self, cp_id: str, connector_id: int | None) -> None:
+    def _offer_actuators(self, station: Station, connector_id: int | None) -> None:
         assert self.bemcom is not None
         for actuator in self.settings.ocpp_config:
-            if not act.offered_on(actuator, connector_id):
+            if not act.offered_on(actuator, connector_id, station.ocpp_version):
                 continue
-            key = cmd.actuator_key(cp_id, actuator, connector_id)
-            example = act.ACTUATORS[actuator].example if actuator in act.ACTUATORS else None
-            self.bemcom.offer_actuators([key], _ACTUATOR_EXAMPLES.get(actuator, example))
+            key = cmd.actuator_key(station.id, actuator, connector_id)
+            self.bemcom.offer_actuators([key], act.ACTUATORS[actuator].example)
 
     def _next_transaction_id(self) -> int:
         issued = self.transaction_ids.next()
@@ -258,6 +279,13 @@ class Bridge:
         self.bemcom.publish_state(name, value)
 
     def _on_state(self, name: str, payload: bytes) -> None:
+        if name.startswith(STATE_BOOT_RECORD):
+            cp_id = unquote(name[len(STATE_BOOT_RECORD) :])
+            if payload:
+                self._boot_records.add(cp_id)
+            else:
+                self._boot_records.discard(cp_id)
+            return
         if name == STATE_TRANSACTION_ID:
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 issued = json.loads(payload)
@@ -279,26 +307,43 @@ class Bridge:
         try:
             target = cmd.parse_actuator_key(key, self.settings.ocpp_config)
             value = cmd.parse_actuator_payload(payload)
+            station = self._station(target.cp_id)
+            request = self._build(station, target, value)
             if target.actuator == cmd.SEND_CHARGING_PROFILE:
-                limit = cmd.parse_power_limit(value)
+                limit = request.payload["limit"]
                 connector_id = target.connector_id or 0
                 if limit is not None:  # a clear is always possible, whatever the strategy
                     cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
-                station = self._station(target.cp_id)
                 self.charging.request(station, target.cp_id, connector_id, limit)
             elif target.actuator == cmd.TRIGGER_MESSAGE:
-                self._trigger(target, cmd.parse_trigger(value))
+                self._trigger(station, target, request)
             else:
-                self._command(target, act.build(target.actuator, value, target.connector_id))
+                self._command(station, target, request)
         except cmd.InvalidCommand as error:
             log.error("invalid command on %s, value %s: %s; nothing was sent", topic, shown, error)
+
+    @staticmethod
+    def _build(station: Station | None, target: cmd.ActuatorKey, value: Any) -> act.Request:
+        """The request in the station's OCPP version. For a station that is not
+        connected, a value valid in any version passes (it is kept or dropped
+        later, with a WARNING); InvalidCommand names the problem otherwise."""
+        versions = (station.ocpp_version,) if station is not None else act.ALL_VERSIONS
+        first: cmd.InvalidCommand | None = None
+        for version in versions:
+            try:
+                return act.build(target.actuator, value, target.connector_id, version)
+            except cmd.InvalidCommand as error:
+                first = first or error
+        assert first is not None
+        raise first
 
     def _station(self, cp_id: str) -> Station | None:
         assert self.central is not None
         return self.central.stations.get(cp_id)
 
-    def _command(self, target: cmd.ActuatorKey, request: act.Request) -> None:
-        station = self._station(target.cp_id)
+    def _command(
+        self, station: Station | None, target: cmd.ActuatorKey, request: act.Request
+    ) -> None:
         if station is None:
             # A Reset or a remote start hours later would surprise; not kept.
             log.warning(
@@ -314,8 +359,10 @@ class Bridge:
             return
         self.commands.submit(station, request, connector_id)
 
-    def _trigger(self, target: cmd.ActuatorKey, message: str) -> None:
-        station = self._station(target.cp_id)
+    def _trigger(
+        self, station: Station | None, target: cmd.ActuatorKey, request: act.Request
+    ) -> None:
+        message = request.payload["requestedMessage"]
         if station is None:
             log.warning(
                 "%s: not connected; dropped the trigger of %s, which asks for current information",
@@ -323,5 +370,4 @@ class Bridge:
                 message,
             )
             return
-        request = cmd.trigger_message_request(message, target.connector_id)
-        station.spawn(station.command("TriggerMessage", request))
+        station.spawn(station.command("TriggerMessage", request.payload))

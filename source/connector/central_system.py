@@ -3,10 +3,11 @@
 Handshakes are refused before the upgrade:
 - HTTP 503 beyond OCPP_MAX_CONNECTIONS open connections;
 - HTTP 400 when the id is empty, longer than 64 characters, holds `__` or a
-  control character, or when the station offers no `ocpp1.6` subprotocol
-  (CONTRACT §3);
+  control character, or when the station offers none of the subprotocols in
+  OCPP_VERSIONS (CONTRACT §3 and §8);
 - HTTP 401 when the id is not allowed or the Basic credentials are wrong
   (CONTRACT §7, Security Profile 1).
+A station that offers several subprotocols gets the newest one we offer.
 With a certificate it serves wss:// (Profile 2), and with a CA it requires
 client certificates (Profile 3). A handshake, TLS included, must finish
 within HANDSHAKE_TIMEOUT, so a slow or stalled client cannot hold a slot.
@@ -20,6 +21,7 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,7 +33,7 @@ from connector.station_auth import refusal
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")  # oldest first
 MAX_ID_LENGTH = 64
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -52,6 +54,8 @@ class ServerOptions:
     # compressing each costs more CPU than it saves, and its zlib state is a
     # large part of a connection's memory.
     compression: bool = False
+    # OCPP_VERSIONS, oldest first.
+    subprotocols: tuple[str, ...] = SUBPROTOCOLS
 
 
 # Shared by every connection after its handshake; nothing writes to it.
@@ -66,6 +70,19 @@ def forget_handshake_headers(connection: ServerConnection) -> None:
         connection.request.headers = _NO_HEADERS
     if connection.response is not None:
         connection.response.headers = _NO_HEADERS
+
+
+def choose_subprotocol(offered: list[str], ours: tuple[str, ...]) -> str | None:
+    """The newest of our subprotocols that the station offers, or None."""
+    for subprotocol in reversed(ours):
+        if subprotocol in offered:
+            return subprotocol
+    return None
+
+
+def ocpp_version(subprotocol: str | None) -> str:
+    """`ocpp2.0.1` -> `2.0.1`, as the ocpp library names versions."""
+    return (subprotocol or "ocpp1.6").removeprefix("ocpp")
 
 
 def charge_point_id(path: str) -> str:
@@ -98,7 +115,7 @@ def offered_subprotocols(headers: Headers) -> list[str]:
 class CentralSystem:
     """Accepts stations and keeps one live connection per id.
 
-    `make_station(cp_id, connection)` builds the Station; `on_connect` and
+    `make_station(cp_id, connection, version)` builds the Station; `on_connect` and
     `on_disconnect` tell the bridge. A second connection with the same id
     replaces the first: the old one is closed, and its end is not reported,
     so `connected` never flips back to false under a live station.
@@ -108,7 +125,7 @@ class CentralSystem:
         self,
         host: str,
         port: int,
-        make_station: Callable[[str, ServerConnection], Station],
+        make_station: Callable[[str, ServerConnection, str], Station],
         on_connect: Callable[[Station], None],
         on_disconnect: Callable[[Station], None],
         options: ServerOptions | None = None,
@@ -136,7 +153,8 @@ class CentralSystem:
             self.host,
             self.port,
             process_request=self._check_handshake,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            subprotocols=list(options.subprotocols),  # type: ignore[arg-type]
+            select_subprotocol=self._select_subprotocol,
             # Larger frames close the connection with 1009 (message too big).
             max_size=options.max_message_size,
             ping_interval=ping,
@@ -185,11 +203,19 @@ class CentralSystem:
             response = self._refuse(connection, request, denied, http.HTTPStatus.UNAUTHORIZED)
             response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
             return response
-        if SUBPROTOCOL not in offered_subprotocols(request.headers):
+        ours = self.options.subprotocols
+        if choose_subprotocol(offered_subprotocols(request.headers), ours) is None:
             return self._refuse(
-                connection, request, f"the station offers no '{SUBPROTOCOL}' subprotocol"
+                connection,
+                request,
+                f"the station offers none of the subprotocols {', '.join(ours)} (OCPP_VERSIONS)",
             )
         return None
+
+    def _select_subprotocol(self, connection: ServerConnection, offered: Any) -> Any:
+        # websockets' default picks by the station's order; CONTRACT §8 asks
+        # for the newest version both sides speak.
+        return choose_subprotocol(list(offered), self.options.subprotocols)
 
     @staticmethod
     def _refuse(
@@ -205,7 +231,8 @@ class CentralSystem:
         assert connection.request is not None
         cp_id = charge_point_id(connection.request.path)
         forget_handshake_headers(connection)
-        station = self._make_station(cp_id, connection)
+        version = ocpp_version(connection.subprotocol)
+        station = self._make_station(cp_id, connection, version)
         previous = self.stations.get(cp_id)
         self.stations[cp_id] = station
         if previous is not None:
@@ -214,7 +241,7 @@ class CentralSystem:
             closing = asyncio.create_task(previous.close(1000, "replaced by a new connection"))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
-        log.info("%s: connected from %s", cp_id, connection.remote_address)
+        log.info("%s: connected from %s (OCPP %s)", cp_id, connection.remote_address, version)
         self._on_connect(station)
         try:
             await station.start()

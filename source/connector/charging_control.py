@@ -32,7 +32,7 @@ from connector.station import DISCONNECTED, CallFailed, Station, now_ms
 log = logging.getLogger(__name__)
 
 
-def _session(station: Station, connector_id: int) -> int | None:
+def _session(station: Station, connector_id: int) -> int | str | None:
     # A new session may need its own TxProfile, so a limit is in force per session.
     return station.active_transaction(connector_id) if connector_id else None
 
@@ -267,7 +267,7 @@ class ChargingControl:
             status = ""
             for index, target in enumerate(choices):
                 status = await self._call(
-                    station, "SetChargingProfile", cp.set_request(target, rate, level)
+                    station, "SetChargingProfile", station.profile_request(target, rate, level)
                 )
                 sent.append(f"{target.purpose} {rate.unit} {status}")
                 if status not in cp.FALLBACK_STATUSES or index == len(choices) - 1:
@@ -287,7 +287,7 @@ class ChargingControl:
 
     async def _clear(self, station: Station, connector_id: int, generation: int) -> None:
         statuses = [
-            await self._call(station, "ClearChargingProfile", {"id": profile_id})
+            await self._call(station, "ClearChargingProfile", station.clear_request(profile_id))
             for profile_id in cp.clear_ids(
                 self.settings.ocpp_charging_profile_strategy, connector_id
             )

@@ -60,7 +60,7 @@ class Target:
 
     purpose: str
     connector_id: int
-    transaction_id: int | None = None
+    transaction_id: int | str | None = None  # 1.6: ours (int); 2.x: the station's
 
     @property
     def profile_id(self) -> int:
@@ -106,7 +106,9 @@ def check_target(strategy: str, connector_id: int) -> None:
         )
 
 
-def plan(strategy: str, connector_id: int, transaction_id: int | None) -> list[tuple[Target, ...]]:
+def plan(
+    strategy: str, connector_id: int, transaction_id: int | str | None
+) -> list[tuple[Target, ...]]:
     """The steps to send, in order; each step is a list of alternatives.
 
     The next alternative of a step is tried only when the previous one got an

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from connector import actuators as act
 from connector import datapoints as dp
+from connector.datapoints_v2 import variable_key
 from connector.station import Station, now_ms
+from connector.station_v2 import StationV201
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +28,20 @@ class CommandRunner:
         self._publish = publish
 
     def submit(self, station: Station, request: act.Request, connector_id: int | None) -> None:
-        if request.action == "RemoteStopTransaction" and (
-            request.payload["transactionId"] == act.RUNNING_TRANSACTION
+        if request.action in ("RemoteStopTransaction", "RequestStopTransaction") and (
+            request.payload["transactionId"] in (act.RUNNING_TRANSACTION, None)
         ):
             assert connector_id is not None
             transaction_id = station.active_transaction(connector_id)
             if transaction_id is None:
                 log.warning(
-                    "%s: no transaction is known to run on connector %d; nothing was sent",
+                    "%s: no transaction is known to run on %s %d; nothing was sent",
                     station.id,
+                    "EVSE" if station.is_v2 else "connector",
                     connector_id,
                 )
                 return
-            request = act.Request("RemoteStopTransaction", {"transactionId": transaction_id})
+            request = act.Request(request.action, {"transactionId": transaction_id})
         station.spawn(self.run(station, request))
 
     async def run(self, station: Station, request: act.Request) -> None:
@@ -59,6 +63,34 @@ class CommandRunner:
             # Read back, so the key shows the value the station holds now.
             _, read = await station.command("GetConfiguration", {"key": [request.payload["key"]]})
             station.take_configuration(read)
+        elif isinstance(station, StationV201):
+            await self._after_v2(station, request, status, answer)
         points = act.result_datapoints(station.id, request, answer, now)
         if points:
             self._publish(points)
+
+    async def _after_v2(
+        self, station: StationV201, request: act.Request, status: str, answer: dict[str, Any]
+    ) -> None:
+        if request.action == "GetVariables" and answer:
+            station.take_variables(answer.get("getVariableResult") or [])
+        elif request.action == "SetVariables" and status in ("Accepted", "RebootRequired"):
+            data = request.payload["setVariableData"][0]
+            if status == "RebootRequired":
+                log.warning(
+                    "%s: %s.%s applies after the station reboots (RebootRequired)",
+                    station.id,
+                    data["component"]["name"],
+                    data["variable"]["name"],
+                )
+            # Read back, so the key shows the value the station holds now.
+            read = {"getVariableData": [{k: data[k] for k in ("component", "variable")}]}
+            _, got = await station.command("GetVariables", read)
+            station.take_variables(got.get("getVariableResult") or [])
+        elif request.action == "SetVariableMonitoring" and status == "Accepted":
+            # A stream opened for this monitor carries this variable's values.
+            result = (answer.get("setMonitoringResult") or [{}])[0]
+            if "id" in result:
+                data = request.payload["setMonitoringData"][0]
+                key = variable_key(station.id, data["component"], data["variable"])
+                station.remember_monitor(result["id"], key)

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from connector.datapoints import SEP
 
@@ -33,6 +34,9 @@ MAX_POWER_W = 10_000_000
 # Real stations number their connectors from 1 to a few dozen; the bound
 # keeps the charging profile ids of each connector apart.
 MAX_CONNECTOR_ID = 999
+
+URL_SCHEMES = ("http", "https", "ftp", "ftps")
+MAX_URL_LENGTH = 512
 
 
 class InvalidCommand(ValueError):
@@ -129,6 +133,49 @@ def trigger_message_request(message: str, connector_id: int | None) -> dict[str,
     if connector_id is not None:
         request["connectorId"] = connector_id
     return request
+
+
+def checked_text(value: Any, what: str, max_length: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidCommand(f"{what} must be a string")
+    text = str(value).strip()
+    if not text:
+        raise InvalidCommand(f"{what} must not be empty")
+    if len(text) > max_length:
+        raise InvalidCommand(f"{what} must be at most {max_length} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidCommand(f"{what} must not contain control characters")
+    return text
+
+
+def checked_whole(value: Any, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidCommand(f"{what} must be a whole number")
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.lstrip("-").isdigit()):
+            raise InvalidCommand(f"{what} must be a whole number")
+        value = int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidCommand(f"{what} must be a whole number")
+    if not low <= value <= high:
+        raise InvalidCommand(f"{what} must be from {low} to {high}")
+    return value
+
+
+def checked_url(value: Any, what: str) -> str:
+    text = checked_text(value, what, MAX_URL_LENGTH)
+    if any(c.isspace() for c in text):
+        raise InvalidCommand(f"{what} must not contain spaces")
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise InvalidCommand(f"{what} is not a valid URL") from None
+    if parts.scheme.lower() not in URL_SCHEMES or not parts.netloc:
+        raise InvalidCommand(f"{what} must be an http, https, ftp or ftps URL with a host")
+    return text
 
 
 def format_time(moment: datetime) -> str:

@@ -3,12 +3,15 @@
 The same things get the same keys as for a 1.6 station: in every key, the
 position of 1.6's connectorId holds the EVSE id (0 is the station), meter
 values go through 1.6's mapping, and nested fields are flattened with `.`.
-Groundwork for issue 11: no 2.x station is served yet.
+Device model variables (NotifyReport, NotifyEvent, GetVariables, periodic
+event streams) all land on `<cp>__Variable__<component>__<variable>`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connector.datapoints import (
@@ -34,6 +37,10 @@ TRANSACTION_EVENT_FIELDS = (
     "idToken.idToken",
     "numberOfPhasesUsed",
 )
+
+
+# A JSON number, exactly: "0123" or "1e" stay strings.
+_JSON_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$")
 
 
 def flatten(payload: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -72,11 +79,16 @@ def transaction_event(
     stamp = parse_timestamp(payload.get("timestamp")) or now
     flat = flatten(payload)
     prefix = _key(cp_id, "TransactionEvent", evse_id)
-    return [
+    points = [
         Datapoint(_key(prefix, field), flat[field], stamp)
         for field in TRANSACTION_EVENT_FIELDS
         if field in flat
     ]
+    transaction_id = flat.get("transactionInfo.transactionId")
+    points.append(
+        Datapoint(_key(cp_id, "MeterValues", evse_id, "transactionId"), transaction_id, stamp)
+    )
+    return points
 
 
 def _component_part(component: Mapping[str, Any]) -> str:
@@ -123,16 +135,9 @@ def sampled_value_from_v2(sampled: Mapping[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def meter_values_v2(
-    cp_id: str,
-    evse_id: int,
-    meter_value: list[Mapping[str, Any]],
-    now: int,
-    transaction_id: str | None = None,
-) -> Mapped:
-    """2.x MeterValues (or TransactionEvent.meterValue): the same keys as 1.6,
-    with the EVSE id where 1.6 has the connector id (CONTRACT §8)."""
-    entries = [
+def entries_v16(meter_value: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """2.x MeterValue entries in the 1.6 shape (see sampled_value_from_v2)."""
+    return [
         {
             "timestamp": entry.get("timestamp"),
             "sampledValue": [
@@ -142,5 +147,112 @@ def meter_values_v2(
             ],
         }
         for entry in meter_value
+        if isinstance(entry, Mapping)
     ]
-    return meter_values(cp_id, evse_id, entries, now, transaction_id)
+
+
+def meter_values_v2(
+    cp_id: str,
+    evse_id: int,
+    meter_value: list[Mapping[str, Any]],
+    now: int,
+    transaction_id: str | None = None,
+) -> Mapped:
+    """2.x MeterValues (or TransactionEvent.meterValue): the same keys as 1.6,
+    with the EVSE id where 1.6 has the connector id (CONTRACT §8)."""
+    return meter_values(cp_id, evse_id, entries_v16(meter_value), now, transaction_id)
+
+
+def message_fields(
+    cp_id: str, action: str, payload: Mapping[str, Any], now: int
+) -> list[Datapoint]:
+    """`<cp>__<Message>__<field>` for every scalar field, flattened with `.`."""
+    prefix = _key(cp_id, action)
+    return [Datapoint(_key(prefix, n), v, now) for n, v in flatten(payload).items()]
+
+
+def variable_value(text: Any) -> Any:
+    """A variable's value as sent (2.x sends strings), a number where it is one."""
+    if isinstance(text, str) and _JSON_NUMBER.match(text):
+        number = json.loads(text)
+        if isinstance(number, int) or (isinstance(number, float) and number == number):
+            return number
+    if isinstance(text, bool | int | float | str) or text is None:
+        return text
+    return json.dumps(text)
+
+
+def report_variables(
+    cp_id: str, report_data: Iterable[Mapping[str, Any]], now: int
+) -> dict[str, Datapoint]:
+    """NotifyReport's reportData: the Actual value of each variable, by its key
+    (an attribute without a type is the Actual one)."""
+    points: dict[str, Datapoint] = {}
+    for item in report_data:
+        for attribute in item.get("variableAttribute") or []:
+            if attribute.get("type", "Actual") == "Actual" and "value" in attribute:
+                key = variable_key(cp_id, item["component"], item["variable"])
+                points[key] = Datapoint(key, variable_value(attribute["value"]), now)
+    return points
+
+
+def event_variables(
+    cp_id: str, event_data: Iterable[Mapping[str, Any]], now: int
+) -> list[Datapoint]:
+    """NotifyEvent's eventData: each event's actualValue, with its own timestamp."""
+    points = []
+    for event in event_data:
+        stamp = parse_timestamp(event.get("timestamp")) or now
+        key = variable_key(cp_id, event["component"], event["variable"])
+        points.append(Datapoint(key, variable_value(event.get("actualValue")), stamp))
+    points.sort(key=lambda point: point.timestamp)
+    return points
+
+
+def get_variables_result(
+    cp_id: str, results: Iterable[Mapping[str, Any]], now: int
+) -> list[Datapoint]:
+    """GetVariables' answer: each accepted value."""
+    return [
+        Datapoint(
+            variable_key(cp_id, result["component"], result["variable"]),
+            variable_value(result.get("attributeValue")),
+            now,
+        )
+        for result in results
+        if result.get("attributeStatus") == "Accepted"
+        and result.get("attributeType", "Actual") == "Actual"
+    ]
+
+
+def stream_key(cp_id: str, stream_id: int, field: str) -> str:
+    return _key(cp_id, "PeriodicEventStream", stream_id, field)
+
+
+def stream_settings(cp_id: str, stream: Mapping[str, Any], now: int) -> list[Datapoint]:
+    """A ConstantStreamData (OpenPeriodicEventStream, GetPeriodicEventStream's answer)."""
+    params = stream.get("params") or {}
+    return [
+        Datapoint(stream_key(cp_id, stream["id"], field), value, now)
+        for field, value in (
+            ("variableMonitoringId", stream.get("variableMonitoringId")),
+            ("interval", params.get("interval")),
+            ("values", params.get("values")),
+        )
+    ]
+
+
+def stream_values(
+    key: str, basetime: Any, data: Iterable[Mapping[str, Any]], now: int
+) -> list[Datapoint]:
+    """NotifyPeriodicEventStream's data: one value per item, in order, each at
+    basetime + t seconds (the time of receipt when basetime cannot be read)."""
+    base = parse_timestamp(basetime)
+    return [
+        Datapoint(
+            key,
+            variable_value(item.get("v")),
+            int(base + item.get("t", 0) * 1000) if base is not None else now,
+        )
+        for item in data
+    ]

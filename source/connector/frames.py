@@ -46,6 +46,7 @@ OCPP16_CODES: dict[str, str] = {
 # OCPP 2.0.1/2.1 names of the errors above where they differ from 1.6.
 FORMAT_VIOLATION = "FormatViolation"
 MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
+OCCURRENCE_CONSTRAINT_VIOLATION_2X = "OccurrenceConstraintViolation"
 
 MAX_ID_LENGTH = 36  # OCPP-J: the message id is a string of at most 36 characters
 
@@ -83,6 +84,23 @@ Message = Call | CallResult | CallError | CallResultError | Send
 
 def ocpp16_code(code: str) -> str:
     return OCPP16_CODES.get(code, code)
+
+
+def ocpp2_code(code: str, cause: str) -> str:
+    """A payload error as the ocpp library names it -> the OCPP 2.x code.
+
+    The library names errors as 1.6 words them: a missing field is a
+    ProtocolError ("Payload for Action is incomplete" in 1.6), and a value
+    outside an enum or a bound a FormatViolation. OCPP 2.x has a code for
+    each: a missing field breaks an occurrence constraint, a bad value a
+    property constraint; ProtocolError and FormatViolation mean a broken
+    frame or syntax there.
+    """
+    if code == PROTOCOL_ERROR:
+        return OCCURRENCE_CONSTRAINT_VIOLATION_2X
+    if code == FORMAT_VIOLATION and not cause.startswith("Additional properties"):
+        return PROPERTY_CONSTRAINT_VIOLATION
+    return code
 
 
 def parse_frame(raw: str | bytes, version: str = "1.6") -> Message | FrameError:

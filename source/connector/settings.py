@@ -35,9 +35,17 @@ ACTUATORS: tuple[str, ...] = (
     "execute_get_composite_schedule",
     "execute_update_firmware",
     "execute_get_diagnostics",
+    # OCPP 2.x monitoring and 2.1 periodic event streams (CONTRACT §8).
+    "execute_set_variable_monitoring",
+    "execute_clear_variable_monitoring",
+    "execute_adjust_periodic_event_stream",
+    "execute_get_periodic_event_stream",
 )
 # Offered when OCPP_CONFIG is unset or empty.
 DEFAULT_ACTUATORS: tuple[str, ...] = ACTUATORS[:2]
+
+# OCPP-J subprotocols, oldest first: a station offering several gets the newest.
+OCPP_SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 
@@ -95,6 +103,8 @@ class Settings:
     ocpp_max_keys_per_station: int = 5000
     # permessage-deflate toward stations that ask for it.
     ocpp_compression: bool = False
+    # Subprotocols offered to stations (CONTRACT §8).
+    ocpp_versions: tuple[str, ...] = OCPP_SUBPROTOCOLS
 
     @property
     def embedded_broker(self) -> bool:
@@ -253,6 +263,17 @@ def parse_ocpp_config(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def parse_ocpp_versions(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of subprotocols, kept in the order of OCPP_SUBPROTOCOLS."""
+    names = {part.strip() for part in raw.split(",") if part.strip()}
+    if not names:
+        return OCPP_SUBPROTOCOLS
+    unknown = sorted(names - set(OCPP_SUBPROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown version {unknown[0]!r}; allowed: {', '.join(OCPP_SUBPROTOCOLS)}")
+    return tuple(v for v in OCPP_SUBPROTOCOLS if v in names)
+
+
 # variable -> (field name, parser)
 _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CONNECTOR_NAME": ("connector_name", _connector_name),
@@ -291,6 +312,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MQTT_MAX_QUEUED": ("mqtt_max_queued", _int_in(1, 100_000_000)),
     "OCPP_MAX_KEYS_PER_STATION": ("ocpp_max_keys_per_station", _int_in(1, 10_000_000)),
     "OCPP_COMPRESSION": ("ocpp_compression", _parse_bool),
+    "OCPP_VERSIONS": ("ocpp_versions", parse_ocpp_versions),
 }
 
 # Their values never appear in a message.

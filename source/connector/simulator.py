@@ -3,6 +3,9 @@
 For trials and tests. From the command line:
 
     python source/connector/simulator.py ws://127.0.0.1:9000/CP_1
+    python source/connector/simulator.py --ocpp 2.1 ws://127.0.0.1:9000/CP_2
+
+`--ocpp 2.0.1` and `--ocpp 2.1` run the 2.x station of simulator_v2.py.
 
 It boots, reports the status of each connector, sends meter values
 periodically, and answers SetChargingProfile, ClearChargingProfile,
@@ -534,14 +537,20 @@ class SimulatedChargePoint(ChargePoint):
             await self.call(message(status=status))
 
 
-async def run_simulator(url: str, options: SimulatorOptions) -> None:
+async def run_simulator(url: str, options: SimulatorOptions, version: str = "1.6") -> None:
     cp_id = url.rstrip("/").rsplit("/", 1)[-1]
-    async with connect(url, subprotocols=["ocpp1.6"]) as connection:  # type: ignore[list-item]
-        station = SimulatedChargePoint(cp_id, connection, options)
+    subprotocol = f"ocpp{version}"
+    async with connect(url, subprotocols=[subprotocol]) as connection:  # type: ignore[list-item]
+        if version == "1.6":
+            station: Any = SimulatedChargePoint(cp_id, connection, options)
+        else:
+            from connector.simulator_v2 import SimulatedStationV2
+
+            station = SimulatedStationV2(cp_id, connection, options, version)
         reader = asyncio.create_task(station.start())
         await station.boot()
         await station.send_all_status()
-        log.info("%s: booted with %d connectors", cp_id, options.connectors)
+        log.info("%s: booted with %d connectors (OCPP %s)", cp_id, options.connectors, version)
         await asyncio.gather(reader, station.run_meter_loop())
 
 
@@ -550,11 +559,12 @@ def main() -> None:
     parser.add_argument("url", help="ws://host:port/<charge point id>")
     parser.add_argument("--connectors", type=int, default=1)
     parser.add_argument("--interval", type=float, default=10.0, help="meter values every N s")
+    parser.add_argument("--ocpp", choices=("1.6", "2.0.1", "2.1"), default="1.6")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     options = SimulatorOptions(connectors=args.connectors, meter_interval=args.interval)
     try:
-        asyncio.run(run_simulator(args.url, options))
+        asyncio.run(run_simulator(args.url, options, args.ocpp))
     except KeyboardInterrupt:
         pass
 

@@ -1,12 +1,22 @@
-"""One connected charging station: OCPP handlers in, commands out.
+"""One connected charging station, whatever its OCPP version: the core.
 
-Uses the ocpp library's declarative `@on`/`@after` routing and its OCPP 1.6
-JSON schemas. The receive path is our own, in the open, because ocpp 2.1.0's
+This is the version-neutral part of a station: the receive path, outbound
+calls, and what the connector knows of it (EVSEs or connectors, transactions,
+learned capabilities, limits in force). One adapter per OCPP version
+subclasses it with the `@on`/`@after` handlers that turn that version's
+messages into datapoints and hooks, and the builders that turn the core's
+commands (a charging limit, a trigger) into that version's requests:
+station_v16.py for OCPP 1.6, station_v2.py for OCPP 2.0.1 and 2.1.
+
+Routing uses the ocpp library's `@on`/`@after` decorators and its JSON
+schemas. The receive path is our own, in the open, because ocpp 2.1.0's
 `ChargePoint.start()`/`route_message()` has faults users would feel:
 - a bad frame or a handler returning None ends `start()`, and with it the
   station's connection (see frames.py for the frames);
 - schema errors are answered as `FormatViolation`, the OCPP 2.0 spelling;
   OCPP 1.6 requires `FormationViolation`;
+- for OCPP 2.1 it answers an unknown action with nothing at all, and it
+  cannot parse 2.1's SEND frames (periodic event streams);
 - calls are handled inline in the receive loop, so `await self.call()` in an
   `@on` handler waits for a response that loop can no longer read, until the
   response timeout.
@@ -35,39 +45,36 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import ocpp.messages
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult
-from ocpp.routing import after, create_route_map, on
-from ocpp.v16.enums import Action
+from ocpp.routing import create_route_map
 from websockets.exceptions import ConnectionClosed
 
+from connector import charging_profiles as cp
 from connector import datapoints as dp
 from connector import schema_validation
-from connector.commands import format_time
-from connector.electrical import Electrical, measure
+from connector.electrical import Electrical
 from connector.energy_guard import EnergyGuard
 from connector.frames import (
+    FORMAT_VIOLATION,
     FORMATION_VIOLATION,
     INTERNAL_ERROR,
     NOT_IMPLEMENTED,
     NOT_SUPPORTED,
+    CallResultError,
     FrameError,
+    Send,
     call_error_json,
     call_json,
     call_result_json,
+    ocpp2_code,
     ocpp16_code,
     parse_frame,
 )
-from connector.station_config import (
-    Capabilities,
-    capabilities,
-    configuration_datapoints,
-    read_configuration,
-)
+from connector.station_config import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +88,6 @@ INCOMING_QUEUE_SIZE = 64
 # Transactions remembered per station, so a station that never stops its
 # sessions cannot grow memory without bound.
 MAX_TRACKED_TRANSACTIONS = 64
-
-_ACTIONS = {a.value for a in Action}
 
 
 TIMEOUT = "Timeout"
@@ -169,6 +174,12 @@ def _route_map(cls: type) -> Routes:
 
 
 class Station:
+    # The ocpp library's name of the version ("1.6", "2.0.1", "2.1").
+    ocpp_version = "1.6"
+    # Every action of the version, for NotImplemented (unknown) against
+    # NotSupported (known, but not served here).
+    known_actions: frozenset[str] = frozenset()
+
     def __init__(self, cp_id: str, connection: Any, hooks: StationHooks) -> None:
         self.id = cp_id
         self._connection = connection
@@ -181,8 +192,8 @@ class Station:
         self.hooks = hooks
         self.booted = Flag()
         self.connectors: set[int] = set()
-        # transactionId -> connectorId
-        self.transactions: dict[int, int] = {}
+        # transactionId -> connectorId (1.6: our int ids; 2.x: the station's strings)
+        self.transactions: dict[int | str, int] = {}
         # What the station said about itself (GetConfiguration), and what its
         # meter values show; station_setup.py and charging_control.py use them.
         self.config: dict[str, str | None] = {}
@@ -194,7 +205,7 @@ class Station:
         self.limit_locks: dict[int, asyncio.Lock] = {}
         self.applied_generations: dict[int, int] = {}
         # connectorId -> (W, transactionId) the station accepted on this connection.
-        self.limits_in_force: dict[int, tuple[float, int | None]] = {}
+        self.limits_in_force: dict[int, tuple[float, int | str | None]] = {}
         self.refuses_charge_point_max = False
         self.refuses_power = False
         self._falling: set[str] = set()
@@ -226,7 +237,7 @@ class Station:
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         if self.hooks.on_raw_frame is not None:
             self.hooks.on_raw_frame(self.id, text)
-        message = parse_frame(raw)
+        message = parse_frame(raw, self.ocpp_version)
         if isinstance(message, FrameError):
             log.warning("%s: refused a frame: %s", self.id, message.description)
             if message.unique_id is not None:
@@ -236,6 +247,18 @@ class Station:
             return
         if isinstance(message, Call):
             await self._on_call(message)
+            return
+        if isinstance(message, Send):
+            await self._on_send(message)
+            return
+        if isinstance(message, CallResultError):
+            log.warning(
+                "%s: the station could not take our answer to %s: %s %s",
+                self.id,
+                message.unique_id,
+                message.error_code,
+                message.error_description[:200],
+            )
             return
         future = self._pending.get(message.unique_id)
         if future is None or future.done():
@@ -255,6 +278,14 @@ class Station:
         await self._incoming.put(call)
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"{self.id}-worker")
+
+    async def _on_send(self, send: Send) -> None:
+        """OCPP 2.1 SEND: handled in order with the calls, and never answered."""
+        log.warning("%s: dropped a SEND of %s, which is not served", self.id, send.action[:64])
+
+    def error_code(self, code: str, cause: str = "") -> str:
+        """The ocpp library's error code for a payload, in this version's words."""
+        return ocpp16_code(code) if self.ocpp_version == "1.6" else ocpp2_code(code, cause)
 
     async def _work(self) -> None:
         """Answer queued calls in order, then end until a handler awaits again."""
@@ -276,17 +307,18 @@ class Station:
     async def _handle(self, call: Call) -> str:
         handlers = self._routes.get(call.action)
         if handlers is None or "_on_action" not in handlers:
-            code = NOT_IMPLEMENTED if call.action in _ACTIONS else NOT_SUPPORTED
+            code = NOT_SUPPORTED if call.action in self.known_actions else NOT_IMPLEMENTED
             log.warning("%s: answered %s to action %r", self.id, code, call.action[:64])
             return call_error_json(call.unique_id, code, f"{call.action[:64]} is not supported")
         try:
-            await schema_validation.validate(call, "1.6")
+            await schema_validation.validate(call, self.ocpp_version)
         except OCPPError as error:
-            code = ocpp16_code(error.code)
+            code = self.error_code(error.code, str(error.details.get("cause", "")))
             log.warning("%s: invalid %s: %s", self.id, call.action, error.details.get("cause", ""))
             return call_error_json(call.unique_id, code, str(error.details.get("cause", ""))[:200])
         except RecursionError:
-            return call_error_json(call.unique_id, FORMATION_VIOLATION, "payload nested too deeply")
+            code = FORMATION_VIOLATION if self.ocpp_version == "1.6" else FORMAT_VIOLATION
+            return call_error_json(call.unique_id, code, "payload nested too deeply")
 
         response = handlers["_on_action"](self, call.payload)
         if inspect.isawaitable(response):
@@ -297,7 +329,7 @@ class Station:
             log.error("%s: handler for %s returned no payload", self.id, call.action)
             return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload")
         result = call.create_call_result(response)
-        await schema_validation.validate(result, "1.6")
+        await schema_validation.validate(result, self.ocpp_version)
 
         after = handlers.get("_after_action")
         if after is not None:
@@ -331,7 +363,7 @@ class Station:
         """
         unique_id = str(uuid.uuid4())
         request = Call(unique_id, action, payload)
-        await schema_validation.validate(request, "1.6")
+        await schema_validation.validate(request, self.ocpp_version)
         async with self._call_lock:
             future: asyncio.Future[CallResult | CallError] = (
                 asyncio.get_running_loop().create_future()
@@ -354,7 +386,7 @@ class Station:
         # json cannot encode; the payload as received is what we hand on.
         payload = answer.payload
         try:
-            await schema_validation.validate(answer, "1.6")
+            await schema_validation.validate(answer, self.ocpp_version)
         except OCPPError as error:
             raise CallFailed("InvalidResponse", str(error.details.get("cause", ""))) from None
         return payload
@@ -363,7 +395,7 @@ class Station:
         """Call, then publish `<cp>__<action>__status` and log the outcome."""
         try:
             answer = await self.call_action(action, payload)
-            status = str(answer.get("status", "Accepted"))
+            status = self.answer_status(action, answer)
         except CallFailed as failure:
             answer, status = {}, failure.status
             log.warning("%s: %s ended in %s: %s", self.id, action, status, failure)
@@ -376,151 +408,41 @@ class Station:
         self.hooks.publish(dp.command_status(self.id, action, status, now_ms()))
         return status, answer
 
-    # ---- handlers: wire payload in, wire payload out ------------------
+    # ---- the core's commands in this version's words (the adapters) ---
 
-    @on(Action.boot_notification)
-    def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.boot_notification(self.id, payload, now_ms()))
-        log.info(
-            "%s: boot accepted (%s %s)",
-            self.id,
-            payload.get("chargePointVendor"),
-            payload.get("chargePointModel"),
-        )
-        return {
-            "status": "Accepted",
-            "currentTime": format_time(datetime.now(UTC)),
-            "interval": self.hooks.heartbeat_interval,
-        }
+    def profile_request(self, target: cp.Target, rate: cp.Rate, level: int) -> dict[str, Any]:
+        """A SetChargingProfile payload for one planned profile."""
+        raise NotImplementedError
 
-    @after(Action.boot_notification)
-    async def after_boot_notification(self, payload: dict[str, Any]) -> None:
-        # A reboot may reset the energy register; its next value is accepted.
-        self.energy_guard.reset()
-        # ... and forget the profiles: every limit is sent again after the boot.
-        self.limits_in_force.clear()
-        self.booted.set()
-        if self.hooks.on_boot is not None:
-            self.hooks.on_boot(self)
+    def clear_request(self, profile_id: int) -> dict[str, Any]:
+        """A ClearChargingProfile payload for one of our profile ids."""
+        raise NotImplementedError
 
-    @on(Action.heartbeat)
-    def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.heartbeat(self.id, now_ms()))
-        return {"currentTime": format_time(datetime.now(UTC))}
+    def trigger_request(self, message: str, connector_id: int | None) -> dict[str, Any]:
+        raise NotImplementedError
 
-    @on(Action.status_notification)
-    def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.note_connector(payload["connectorId"])
-        self.hooks.publish(dp.status_notification(self.id, payload, now_ms()))
-        return {}
+    def answer_status(self, action: str, answer: dict[str, Any]) -> str:
+        """The outcome of a call, for `<cp>__<action>__status`."""
+        return str(answer.get("status", "Accepted"))
 
-    @on(Action.meter_values)
-    def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
-        connector_id = payload["connectorId"]
-        transaction_id = payload.get("transactionId")
-        if transaction_id is not None:
-            seen = transaction_id in self.transactions
-            self._track_transaction(transaction_id, connector_id)
-            if not seen and self.hooks.on_transaction_seen is not None:
-                self.hooks.on_transaction_seen(self, connector_id)
-        self.electrical.observe(connector_id, measure(payload["meterValue"]))
-        mapped = dp.meter_values(
-            self.id, connector_id, payload["meterValue"], now_ms(), transaction_id
-        )
-        self._publish_mapped(connector_id, mapped)
-        return {}
-
-    @on(Action.start_transaction)
-    def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
-        transaction_id = self.hooks.next_transaction_id()
-        self._track_transaction(transaction_id, payload["connectorId"])
-        # A new session may start a new register (or a new session counter).
-        self.energy_guard.reset(payload["connectorId"])
-        self.hooks.publish(dp.start_transaction(self.id, payload, transaction_id, now_ms()))
-        log.info(
-            "%s: transaction %d started on connector %d",
-            self.id,
-            transaction_id,
-            payload["connectorId"],
-        )
-        return {"transactionId": transaction_id, "idTagInfo": self._id_tag_info(payload["idTag"])}
-
-    @on(Action.stop_transaction)
-    def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
-        transaction_id = payload["transactionId"]
-        connector_id = self.transactions.pop(transaction_id, None)
-        if connector_id is None:
-            log.warning(
-                "%s: stop of unknown transaction %s; published under connector 0",
-                self.id,
-                transaction_id,
-            )
-            connector_id = 0
-        self._publish_mapped(
-            connector_id, dp.stop_transaction(self.id, connector_id, payload, now_ms())
-        )
-        response: dict[str, Any] = {}
-        if payload.get("idTag"):
-            response["idTagInfo"] = {"status": "Accepted"}
-        return response
-
-    @on(Action.authorize)
-    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.authorize(self.id, payload, now_ms()))
-        return {"idTagInfo": self._id_tag_info(payload["idTag"])}
-
-    def _id_tag_info(self, id_tag: str) -> dict[str, str]:
-        tags = self.hooks.id_tags
-        if tags is not None and id_tag not in tags:
-            log.warning("%s: id tag %r is not in OCPP_ID_TAGS; answered Invalid", self.id, id_tag)
-            return {"status": "Invalid"}
-        return {"status": "Accepted"}
-
-    @on(Action.data_transfer)
-    def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.data_transfer(self.id, payload, now_ms()))
-        return {"status": "Accepted"}
-
-    @on(Action.diagnostics_status_notification)
-    def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(
-            dp.status_only(self.id, "DiagnosticsStatusNotification", payload, now_ms())
-        )
-        return {}
-
-    @on(Action.firmware_status_notification)
-    def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.status_only(self.id, "FirmwareStatusNotification", payload, now_ms()))
-        return {}
+    @property
+    def is_v2(self) -> bool:
+        return self.ocpp_version != "1.6"
 
     # ---- helpers ------------------------------------------------------
 
-    def _track_transaction(self, transaction_id: int, connector_id: int) -> None:
+    def _track_transaction(self, transaction_id: int | str, connector_id: int) -> None:
         self.transactions.pop(transaction_id, None)
         self.transactions[transaction_id] = connector_id
         while len(self.transactions) > MAX_TRACKED_TRANSACTIONS:
             del self.transactions[next(iter(self.transactions))]
 
-    def active_transaction(self, connector_id: int) -> int | None:
+    def active_transaction(self, connector_id: int) -> int | str | None:
         """The newest transaction known on the connector, if any."""
         for transaction_id, connector in reversed(self.transactions.items()):
             if connector == connector_id:
                 return transaction_id
         return None
-
-    def take_configuration(
-        self, answer: dict[str, Any], replace: bool = False
-    ) -> dict[str, str | None]:
-        """Keys of a GetConfiguration answer: kept, published as
-        `<cp>__Configuration__<key>`, and what the station can do read anew."""
-        config = read_configuration(answer)
-        if replace:
-            self.config = {}
-        self.config.update(config)
-        self.capabilities = capabilities(self.config)
-        if config:
-            self.hooks.publish(configuration_datapoints(self.id, config, now_ms()))
-        return config
 
     def note_connector(self, connector_id: int) -> None:
         if connector_id not in self.connectors:

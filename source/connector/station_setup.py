@@ -1,15 +1,24 @@
-"""What happens after a station connects or boots (CONTRACT §5).
+"""What happens after a station connects or boots (CONTRACT §5 and §8).
 
-1. If no BootNotification arrives within OCPP_BOOT_WAIT (10 s) of a connect,
-   trigger BootNotification and StatusNotification: some stations reconnect
-   after a restart of either side without booting, and their state would
-   stay stale.
-2. Learn the station: GetConfiguration for all keys, each published as
-   `<cp>__Configuration__<key>`; the smart-charging keys are asked for by
-   name when the answer for all keys leaves them out.
+1. If no BootNotification arrives within OCPP_BOOT_WAIT (10 s) of a connect:
+   - OCPP 1.6: trigger BootNotification and StatusNotification: some
+     stations reconnect after a restart of either side without booting,
+     and their state would stay stale;
+   - OCPP 2.x forbids triggering a BootNotification once a station is
+     accepted. A station with a boot record on the broker (an earlier run
+     accepted it) is served as accepted: TriggerMessage StatusNotification,
+     then steps 2 to 4. Without a record, it is left to boot.
+2. Learn the station:
+   - 1.6: GetConfiguration for all keys, each published as
+     `<cp>__Configuration__<key>`; the smart-charging keys are asked for by
+     name when the answer for all keys leaves them out;
+   - 2.x: GetVariables of SmartChargingCtrlr.Enabled, .RateUnit and
+     .ProfileStackLevel (and the sampling variables of step 3, when set),
+     each published as `<cp>__Variable__<component>__<variable>`.
 3. Write OCPP_METER_VALUES_SAMPLED_DATA and OCPP_METER_VALUE_SAMPLE_INTERVAL
    where they differ from what the station reported, and read them back, as
-   execute_change_configuration does.
+   execute_change_configuration does (2.x: SampledDataCtrlr.TxUpdatedMeasurands
+   and .TxUpdatedInterval).
 4. Apply the charging limits in force.
 
 One setup runs at a time per station; a BootNotification starts another.
@@ -20,9 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from connector import actuators as act
+from connector import requests_v2 as rv2
 from connector import station_config as sc
+from connector import station_v2 as sv2
 from connector.charging_control import ChargingControl
 from connector.command_runner import CommandRunner
 from connector.settings import Settings
@@ -33,6 +45,12 @@ log = logging.getLogger(__name__)
 # Connector actuators offered from NumberOfConnectors before any
 # StatusNotification; a larger number is more likely a wrong value.
 MAX_CONNECTORS_FROM_CONFIG = 32
+
+# 1.6 configuration keys -> the 2.x variables that do the same.
+_METERING_VARIABLES = {
+    sc.SAMPLED_DATA_KEY: sv2.SAMPLED_DATA,
+    sc.SAMPLE_INTERVAL_KEY: sv2.SAMPLE_INTERVAL,
+}
 
 
 async def _wait(event: Flag, seconds: float) -> bool:
@@ -47,10 +65,13 @@ class StationSetup:
         settings: Settings,
         charging: ChargingControl,
         commands: CommandRunner,
+        has_boot_record: Callable[[str], bool] = lambda cp_id: False,
     ) -> None:
         self.settings = settings
         self.charging = charging
         self.commands = commands
+        # Whether an earlier run (or this one) accepted the station's boot.
+        self._has_boot_record = has_boot_record
 
     def connected(self, station: Station) -> None:
         station.spawn(self._after_connect(station))
@@ -62,15 +83,36 @@ class StationSetup:
         wait = self.settings.ocpp_boot_wait
         if await _wait(station.booted, wait):
             return  # the BootNotification started the setup
+        if station.is_v2:
+            await self._without_boot_v2(station, wait)
+            return
         log.info(
             "%s: no BootNotification within %s s of connecting; asking for one", station.id, wait
         )
         status, _ = await station.command(
-            "TriggerMessage", {"requestedMessage": "BootNotification"}
+            "TriggerMessage", station.trigger_request("BootNotification", None)
         )
-        await station.command("TriggerMessage", {"requestedMessage": "StatusNotification"})
+        await station.command("TriggerMessage", station.trigger_request("StatusNotification", None))
         if status == "Accepted" and await _wait(station.booted, wait):
             return
+        await self.setup(station)
+
+    async def _without_boot_v2(self, station: Station, wait: float) -> None:
+        if not self._has_boot_record(station.id):
+            log.info(
+                "%s: no BootNotification within %s s of connecting, and no record of an "
+                "earlier boot; waiting for it (OCPP 2.x forbids asking for one)",
+                station.id,
+                wait,
+            )
+            return
+        log.info(
+            "%s: no BootNotification within %s s of connecting; served as accepted, from the "
+            "record of its earlier boot",
+            station.id,
+            wait,
+        )
+        await station.command("TriggerMessage", station.trigger_request("StatusNotification", None))
         await self.setup(station)
 
     async def setup(self, station: Station) -> None:
@@ -83,11 +125,10 @@ class StationSetup:
             await self.charging.apply_all(station)
 
     async def _learn(self, station: Station) -> None:
-        status, answer = await station.command("GetConfiguration", {})
-        missing = sc.missing_keys(station.take_configuration(answer, replace=True))
-        if missing and status == "Accepted":  # a station that timed out would again
-            _, answer = await station.command("GetConfiguration", {"key": missing})
-            station.take_configuration(answer)
+        if isinstance(station, sv2.StationV201):
+            await self._learn_v2(station)
+        else:
+            await self._learn_v16(station)
         caps = station.capabilities
         log.info(
             "%s: charging rate units %s, max stack level %s, %s connectors",
@@ -102,6 +143,23 @@ class StationSetup:
             ):
                 station.note_connector(connector_id)
 
+    async def _learn_v2(self, station: sv2.StationV201) -> None:
+        names = list(sv2.LEARNED_VARIABLES)
+        if self.settings.ocpp_meter_values_sampled_data is not None:
+            names.append(sv2.SAMPLED_DATA)
+        if self.settings.ocpp_meter_value_sample_interval is not None:
+            names.append(sv2.SAMPLE_INTERVAL)
+        request = rv2.get_variables([rv2.parse_variable_path(name) for name in names])
+        _, answer = await station.command("GetVariables", request)
+        station.take_variables(answer.get("getVariableResult") or [])
+
+    async def _learn_v16(self, station: Station) -> None:
+        status, answer = await station.command("GetConfiguration", {})
+        missing = sc.missing_keys(station.take_configuration(answer, replace=True))
+        if missing and status == "Accepted":  # a station that timed out would again
+            _, answer = await station.command("GetConfiguration", {"key": missing})
+            station.take_configuration(answer)
+
     async def _configure_metering(self, station: Station) -> None:
         changes = sc.metering_changes(
             station.capabilities,
@@ -110,5 +168,11 @@ class StationSetup:
         )
         for key, value in changes:
             # As execute_change_configuration: reported, and read back.
-            change = act.Request("ChangeConfiguration", {"key": key, "value": value})
+            if station.is_v2:
+                action, payload = rv2.change_configuration(
+                    f"{_METERING_VARIABLES[key]}={value}", None, station.ocpp_version
+                )
+                change = act.Request(action, payload)
+            else:
+                change = act.Request("ChangeConfiguration", {"key": key, "value": value})
             await self.commands.run(station, change)

@@ -29,6 +29,7 @@ from websockets.asyncio.client import connect
 from connector.bridge import Bridge
 from connector.settings import Settings
 from connector.simulator import SimulatedChargePoint, SimulatorOptions
+from connector.simulator_v2 import SimulatedStationV2
 
 TEST_TIMEOUT = 60.0
 WAIT = 10.0  # bound for a single expected event
@@ -254,12 +255,20 @@ async def simulated_station(
     cp_id: str,
     options: SimulatorOptions | None = None,
     boot: bool = True,
+    version: str = "1.6",
     **connect_args: Any,
-) -> AsyncIterator[SimulatedChargePoint]:
-    """A simulated station; `connect_args` go to websockets' connect (headers, ssl)."""
+) -> AsyncIterator[Any]:
+    """A simulated station of that OCPP version (SimulatedChargePoint for 1.6,
+    SimulatedStationV2 for 2.x); `connect_args` go to websockets' connect."""
     url = station_url(bridge, cp_id)
-    async with connect(url, subprotocols=["ocpp1.6"], **connect_args) as ws:  # type: ignore[list-item]
-        station = SimulatedChargePoint(cp_id, ws, options or SimulatorOptions(meter_interval=0))
+    subprotocols = [f"ocpp{version}"]
+    async with connect(url, subprotocols=subprotocols, **connect_args) as ws:  # type: ignore[arg-type]
+        options = options or SimulatorOptions(meter_interval=0)
+        station: Any
+        if version == "1.6":
+            station = SimulatedChargePoint(cp_id, ws, options)
+        else:
+            station = SimulatedStationV2(cp_id, ws, options, version)
         reader = asyncio.create_task(station.start())
         try:
             if boot:

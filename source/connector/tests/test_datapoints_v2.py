@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connector.datapoints import meter_values
+from connector.datapoints import Datapoint, meter_values
 from connector.datapoints_v2 import (
     boot_notification,
     meter_values_v2,
@@ -161,7 +161,8 @@ def test_transaction_event_fields_keep_the_events_own_time() -> None:
         "evse": {"id": 1},
         "meterValue": [{"timestamp": STAMP, "sampledValue": [{"value": 1}]}],
     }
-    points = transaction_event("CP_1", 1, payload, NOW)
+    *points, transaction = transaction_event("CP_1", 1, payload, NOW)
+    assert transaction == Datapoint("CP_1__MeterValues__1__transactionId", "tx-1", 1767225610000)
     assert {p.timestamp for p in points} == {1767225610000}
     assert {p.key.rsplit("__", 1)[1]: p.value for p in points} == {
         "eventType": "Ended",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from ocpp.messages import Call, CallError, CallResult
 
-from connector.frames import CallResultError, FrameError, Send, ocpp16_code, parse_frame
+from connector.frames import (
+    CallResultError,
+    FrameError,
+    Send,
+    ocpp2_code,
+    ocpp16_code,
+    parse_frame,
+)
 
 
 @pytest.mark.parametrize(
@@ -104,3 +111,21 @@ def test_send_and_call_result_error_carry_their_content() -> None:
     error = parse_frame('[5,"r1","FormatViolation","bad answer",{}]', "2.1")
     assert isinstance(error, CallResultError)
     assert (error.error_code, error.error_description) == ("FormatViolation", "bad answer")
+
+
+@pytest.mark.parametrize(
+    ("code", "cause", "expected"),
+    [
+        ("ProtocolError", "'timestamp' is a required property", "OccurrenceConstraintViolation"),
+        ("FormatViolation", "'Bored' is not one of ['PowerUp']", "PropertyConstraintViolation"),
+        ("FormatViolation", "-1 is less than the minimum of 0", "PropertyConstraintViolation"),
+        (
+            "FormatViolation",
+            "Additional properties are not allowed ('x' was unexpected)",
+            "FormatViolation",
+        ),
+        ("TypeConstraintViolation", "5 is not of type 'string'", "TypeConstraintViolation"),
+    ],
+)
+def test_payload_errors_get_the_2x_codes(code: str, cause: str, expected: str) -> None:
+    assert ocpp2_code(code, cause) == expected

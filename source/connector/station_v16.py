@@ -1,0 +1,169 @@
+"""The OCPP 1.6J adapter: 1.6 messages in, 1.6 requests out (CONTRACT §3 to §6).
+
+Handlers take the validated wire payload and return the wire answer; the
+core (station.py) receives, validates and answers. Transaction ids are ours
+(int32, unique across stations and restarts: transaction_ids.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import after, on
+from ocpp.v16.enums import Action
+
+from connector import charging_profiles as cp
+from connector import datapoints as dp
+from connector.commands import format_time, trigger_message_request
+from connector.electrical import measure
+from connector.station import Station, now_ms
+from connector.station_config import capabilities, configuration_datapoints, read_configuration
+
+log = logging.getLogger(__name__)
+
+
+class StationV16(Station):
+    ocpp_version = "1.6"
+    known_actions = frozenset(a.value for a in Action)
+
+    def profile_request(self, target: cp.Target, rate: cp.Rate, level: int) -> dict[str, Any]:
+        return cp.set_request(target, rate, level)
+
+    def clear_request(self, profile_id: int) -> dict[str, Any]:
+        return {"id": profile_id}
+
+    def trigger_request(self, message: str, connector_id: int | None) -> dict[str, Any]:
+        return trigger_message_request(message, connector_id)
+
+    # ---- handlers: wire payload in, wire payload out ------------------
+
+    @on(Action.boot_notification)
+    def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.boot_notification(self.id, payload, now_ms()))
+        log.info(
+            "%s: boot accepted (%s %s)",
+            self.id,
+            payload.get("chargePointVendor"),
+            payload.get("chargePointModel"),
+        )
+        return {
+            "status": "Accepted",
+            "currentTime": format_time(datetime.now(UTC)),
+            "interval": self.hooks.heartbeat_interval,
+        }
+
+    @after(Action.boot_notification)
+    async def after_boot_notification(self, payload: dict[str, Any]) -> None:
+        # A reboot may reset the energy register; its next value is accepted.
+        self.energy_guard.reset()
+        # ... and forget the profiles: every limit is sent again after the boot.
+        self.limits_in_force.clear()
+        self.booted.set()
+        if self.hooks.on_boot is not None:
+            self.hooks.on_boot(self)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.heartbeat(self.id, now_ms()))
+        return {"currentTime": format_time(datetime.now(UTC))}
+
+    @on(Action.status_notification)
+    def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.note_connector(payload["connectorId"])
+        self.hooks.publish(dp.status_notification(self.id, payload, now_ms()))
+        return {}
+
+    @on(Action.meter_values)
+    def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        connector_id = payload["connectorId"]
+        transaction_id = payload.get("transactionId")
+        if transaction_id is not None:
+            seen = transaction_id in self.transactions
+            self._track_transaction(transaction_id, connector_id)
+            if not seen and self.hooks.on_transaction_seen is not None:
+                self.hooks.on_transaction_seen(self, connector_id)
+        self.electrical.observe(connector_id, measure(payload["meterValue"]))
+        mapped = dp.meter_values(
+            self.id, connector_id, payload["meterValue"], now_ms(), transaction_id
+        )
+        self._publish_mapped(connector_id, mapped)
+        return {}
+
+    @on(Action.start_transaction)
+    def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        transaction_id = self.hooks.next_transaction_id()
+        self._track_transaction(transaction_id, payload["connectorId"])
+        # A new session may start a new register (or a new session counter).
+        self.energy_guard.reset(payload["connectorId"])
+        self.hooks.publish(dp.start_transaction(self.id, payload, transaction_id, now_ms()))
+        log.info(
+            "%s: transaction %d started on connector %d",
+            self.id,
+            transaction_id,
+            payload["connectorId"],
+        )
+        return {"transactionId": transaction_id, "idTagInfo": self._id_tag_info(payload["idTag"])}
+
+    @on(Action.stop_transaction)
+    def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        transaction_id = payload["transactionId"]
+        connector_id = self.transactions.pop(transaction_id, None)
+        if connector_id is None:
+            log.warning(
+                "%s: stop of unknown transaction %s; published under connector 0",
+                self.id,
+                transaction_id,
+            )
+            connector_id = 0
+        self._publish_mapped(
+            connector_id, dp.stop_transaction(self.id, connector_id, payload, now_ms())
+        )
+        response: dict[str, Any] = {}
+        if payload.get("idTag"):
+            response["idTagInfo"] = {"status": "Accepted"}
+        return response
+
+    @on(Action.authorize)
+    def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.authorize(self.id, payload, now_ms()))
+        return {"idTagInfo": self._id_tag_info(payload["idTag"])}
+
+    def _id_tag_info(self, id_tag: str) -> dict[str, str]:
+        tags = self.hooks.id_tags
+        if tags is not None and id_tag not in tags:
+            log.warning("%s: id tag %r is not in OCPP_ID_TAGS; answered Invalid", self.id, id_tag)
+            return {"status": "Invalid"}
+        return {"status": "Accepted"}
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.data_transfer(self.id, payload, now_ms()))
+        return {"status": "Accepted"}
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(
+            dp.status_only(self.id, "DiagnosticsStatusNotification", payload, now_ms())
+        )
+        return {}
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.hooks.publish(dp.status_only(self.id, "FirmwareStatusNotification", payload, now_ms()))
+        return {}
+
+    def take_configuration(
+        self, answer: dict[str, Any], replace: bool = False
+    ) -> dict[str, str | None]:
+        """Keys of a GetConfiguration answer: kept, published as
+        `<cp>__Configuration__<key>`, and what the station can do read anew."""
+        config = read_configuration(answer)
+        if replace:
+            self.config = {}
+        self.config.update(config)
+        self.capabilities = capabilities(self.config)
+        if config:
+            self.hooks.publish(configuration_datapoints(self.id, config, now_ms()))
+        return config
