@@ -16,26 +16,27 @@ from urllib.parse import quote, unquote
 
 from websockets.asyncio.server import ServerConnection
 
-from connector import actuators as act
-from connector import central_system, gc_policy, log_redaction
-from connector import charging_profiles as cp
-from connector import commands as cmd
-from connector import datapoints as dp
-from connector.bemcom import Bemcom, MqttLogHandler
-from connector.central_system import CentralSystem, ServerOptions
-from connector.charging_control import ChargingControl
-from connector.command_runner import CommandRunner
-from connector.embedded_broker import EmbeddedBroker
-from connector.limit_store import cp_id_of
+from connector import gc_policy, log_redaction
+from connector.core import actuators as act
+from connector.core import charging_profiles as cp
+from connector.core import commands as cmd
+from connector.core import datapoints as dp
+from connector.core.limit_store import cp_id_of
+from connector.core.transaction_ids import TransactionIds
 from connector.log_flood import LogFloodGuard
-from connector.mqtt_link import MqttOptions
+from connector.mqtt.bemcom import Bemcom, MqttLogHandler
+from connector.mqtt.embedded_broker import EmbeddedBroker
+from connector.mqtt.mqtt_link import MqttOptions
 from connector.settings import Settings
-from connector.station import Station, StationHooks, now_ms
-from connector.station_setup import StationSetup
-from connector.station_v2 import StationV21, StationV201
-from connector.station_v16 import StationV16
-from connector.tls import client_context, server_context
-from connector.transaction_ids import TransactionIds
+from connector.stations import central_system
+from connector.stations.central_system import CentralSystem, ServerOptions
+from connector.stations.charging_control import ChargingControl
+from connector.stations.command_runner import CommandRunner
+from connector.stations.station import Station, StationHooks, now_ms
+from connector.stations.station_setup import StationSetup
+from connector.stations.station_v2 import StationV21, StationV201
+from connector.stations.station_v16 import StationV16
+from connector.stations.tls import client_context, server_context
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 from dotenv import dotenv_values
 from ocpp.v16.enums import Measurand
 
-from connector.charging_profiles import STRATEGIES
-from connector.tls import TlsError, client_context, server_context
+from connector.core.charging_profiles import STRATEGIES
+from connector.stations.tls import TlsError, client_context, server_context
 
 # Every actuator (CONTRACT §3 and §6); OCPP_CONFIG picks from these.
 ACTUATORS: tuple[str, ...] = (

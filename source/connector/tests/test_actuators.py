@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connector import actuators as act
-from connector.commands import InvalidCommand
-from connector.datapoints import Datapoint
+from connector.core import actuators as act
+from connector.core.commands import InvalidCommand
+from connector.core.datapoints import Datapoint
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector import charging_profiles as cp
-from connector.commands import MAX_CONNECTOR_ID, InvalidCommand
-from connector.datapoints import Datapoint
+from connector.core import charging_profiles as cp
+from connector.core.commands import MAX_CONNECTOR_ID, InvalidCommand
+from connector.core.datapoints import Datapoint
 
 TXD, TXP, CPM = cp.TX_DEFAULT_PROFILE, cp.TX_PROFILE, cp.CHARGE_POINT_MAX_PROFILE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector import commands as cmd
+from connector.core import commands as cmd
 
 ENABLED = (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.datapoint_map import check_map, is_own_topic
+from connector.core.datapoint_map import check_map, is_own_topic
 
 NAME = "ocpp-connector"
 LIMIT = "CP_1__execute_send_charging_profile"

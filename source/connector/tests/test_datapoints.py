@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector import datapoints as dp
+from connector.core import datapoints as dp
 
 NOW = 1_700_000_000_000
 T1 = "2026-01-01T00:00:00Z"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from connector.datapoints import Datapoint, meter_values
-from connector.datapoints_v2 import (
+from connector.core.datapoints import Datapoint, meter_values
+from connector.core.datapoints_v2 import (
     boot_notification,
     meter_values_v2,
     sampled_value_from_v2,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connector.electrical import Electrical, Measured, measure
+from connector.core.electrical import Electrical, Measured, measure
 
 
 def sample(measurand: str, value: str, phase: str | None = None, unit: str | None = None) -> dict:

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from connector.embedded_broker import EmbeddedBroker, topic_matches
+from connector.mqtt.embedded_broker import EmbeddedBroker, topic_matches
 from connector.tests.conftest import WAIT, free_port
 
 ROOT = Path(__file__).resolve().parents[3]

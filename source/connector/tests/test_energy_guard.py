@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.datapoints import Datapoint
-from connector.energy_guard import EnergyGuard
+from connector.core.datapoints import Datapoint
+from connector.core.energy_guard import EnergyGuard
 
 REGISTER = "CP__MeterValues__1__Energy.Active.Import.Register__Wh"
 POWER = "CP__MeterValues__1__Power.Active.Import__W"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
-from connector.embedded_broker import EmbeddedBroker
-from connector.mqtt_link import MQTT5, MQTT311, MqttLink
+from connector.mqtt.embedded_broker import EmbeddedBroker
+from connector.mqtt.mqtt_link import MQTT5, MQTT311, MqttLink
 from connector.simulator import SimulatedChargePoint, SimulatorOptions
 from connector.tests.conftest import (
     WAIT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from connector.station import Flag
+from connector.stations.station import Flag
 from connector.tests.conftest import run
 
 

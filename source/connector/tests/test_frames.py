@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ocpp.messages import Call, CallError, CallResult
 
-from connector.frames import (
+from connector.stations.frames import (
     CallResultError,
     FrameError,
     Send,

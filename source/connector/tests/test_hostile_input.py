@@ -27,13 +27,13 @@ from ocpp.messages import Call, CallError, CallResult, validate_payload
 from ocpp.v16.enums import Action
 from websockets.sync.client import connect as sync_connect
 
-from connector import actuators, limit_store, station_config
-from connector import commands as cmd
-from connector import datapoints as dp
 from connector.bridge import Bridge
-from connector.datapoint_map import InvalidMap, parse_datapoint_map
-from connector.electrical import measure
-from connector.frames import CallResultError, FrameError, Send, parse_frame
+from connector.core import actuators, limit_store, station_config
+from connector.core import commands as cmd
+from connector.core import datapoints as dp
+from connector.core.datapoint_map import InvalidMap, parse_datapoint_map
+from connector.core.electrical import measure
+from connector.stations.frames import CallResultError, FrameError, Send, parse_frame
 from connector.tests.conftest import Mosquitto, test_settings
 
 FAST = settings(

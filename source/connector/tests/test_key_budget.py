@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from connector.key_budget import KeyBudget, station_of
+from connector.core.key_budget import KeyBudget, station_of
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def test_station_of(key: str, station: str) -> None:
 
 def test_budget_is_per_station_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     budget = KeyBudget(3)
-    with caplog.at_level(logging.WARNING, "connector.key_budget"):
+    with caplog.at_level(logging.WARNING, "connector.core.key_budget"):
         admitted = [budget.admit(f"CP_1__k{n}") for n in range(6)]
         assert budget.admit("CP_2__k0") is True
     assert admitted == [True, True, True, False, False, False]

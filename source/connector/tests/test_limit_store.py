@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connector import limit_store as ls
+from connector.core import limit_store as ls
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult, validate_payload
 
-from connector import schema_validation
+from connector.stations import schema_validation
 from connector.tests.test_hostile_input import FAST, JSON, JSON_SCALARS
 
 STAMP = "2026-01-01T00:00:00Z"

@@ -20,9 +20,9 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
-from connector import central_system
 from connector.bridge import Bridge
 from connector.simulator import SimulatorOptions
+from connector.stations import central_system
 from connector.tests.conftest import (
     Mosquitto,
     Probe,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector import station_config as sc
-from connector.datapoints import Datapoint
+from connector.core import station_config as sc
+from connector.core.datapoints import Datapoint
 
 A, W, AW = frozenset({"A"}), frozenset({"W"}), frozenset({"A", "W"})
 

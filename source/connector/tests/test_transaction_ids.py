@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.transaction_ids import EPOCH_2020, INT32_MAX, TransactionIds
+from connector.core.transaction_ids import EPOCH_2020, INT32_MAX, TransactionIds
 
 
 def test_ids_increase_and_fit_int32() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from connector.datapoints import SEP
+from connector.core.datapoints import SEP
 
 log = logging.getLogger(__name__)
 

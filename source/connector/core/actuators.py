@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connector import commands as cmd
-from connector import requests_v2 as v2
-from connector.commands import (
+from connector.core import commands as cmd
+from connector.core import requests_v2 as v2
+from connector.core.commands import (
     InvalidCommand,
     checked_text,
     checked_url,
     checked_whole,
     format_time,
 )
-from connector.datapoints import SEP, Datapoint
-from connector.datapoints_v2 import stream_settings
+from connector.core.datapoints import SEP, Datapoint
+from connector.core.datapoints_v2 import stream_settings
 
 REMOTE_START = "execute_remote_start_transaction"
 REMOTE_STOP = "execute_remote_stop_transaction"

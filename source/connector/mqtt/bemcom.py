@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from connector.datapoint_map import InvalidMap, check_map, parse_datapoint_map
-from connector.datapoints import Datapoint, Scalar
-from connector.key_budget import KeyBudget
-from connector.mqtt_link import MqttLink, MqttOptions
+from connector.core.datapoint_map import InvalidMap, check_map, parse_datapoint_map
+from connector.core.datapoints import Datapoint, Scalar
+from connector.core.key_budget import KeyBudget
+from connector.mqtt.mqtt_link import MqttLink, MqttOptions
 
 log = logging.getLogger(__name__)
 

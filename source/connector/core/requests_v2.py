@@ -19,7 +19,7 @@ from typing import Any
 from ocpp.v21.enums import MessageTriggerEnumType as Trigger21
 from ocpp.v201.enums import MessageTriggerEnumType as Trigger201
 
-from connector.commands import (
+from connector.core.commands import (
     InvalidCommand,
     checked_text,
     checked_url,

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.charging_profiles import plausible_voltage
-from connector.datapoints import parse_number, parse_timestamp
+from connector.core.charging_profiles import plausible_voltage
+from connector.core.datapoints import parse_number, parse_timestamp
 
 _PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 _LINE_TO_LINE = {"L1-L2", "L2-L3", "L3-L1"}

@@ -31,14 +31,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from connector import actuators as act
-from connector import requests_v2 as rv2
-from connector import station_config as sc
-from connector import station_v2 as sv2
-from connector.charging_control import ChargingControl
-from connector.command_runner import CommandRunner
+from connector.core import actuators as act
+from connector.core import requests_v2 as rv2
+from connector.core import station_config as sc
 from connector.settings import Settings
-from connector.station import Flag, Station
+from connector.stations import station_v2 as sv2
+from connector.stations.charging_control import ChargingControl
+from connector.stations.command_runner import CommandRunner
+from connector.stations.station import Flag, Station
 
 log = logging.getLogger(__name__)
 

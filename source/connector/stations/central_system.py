@@ -28,8 +28,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from connector.station import Station
-from connector.station_auth import refusal
+from connector.stations.station import Station
+from connector.stations.station_auth import refusal
 
 log = logging.getLogger(__name__)
 

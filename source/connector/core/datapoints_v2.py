@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from connector.datapoints import (
+from connector.core.datapoints import (
     Datapoint,
     Mapped,
     _is_scalar,

@@ -15,7 +15,7 @@ import math
 from typing import Any
 from urllib.parse import quote, unquote
 
-from connector.commands import MAX_CONNECTOR_ID, MAX_POWER_W
+from connector.core.commands import MAX_CONNECTOR_ID, MAX_POWER_W
 
 STATE_PREFIX = "charging_limits/"
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.datapoints import SEP
+from connector.core.datapoints import SEP
 
 SEND_CHARGING_PROFILE = "execute_send_charging_profile"
 TRIGGER_MESSAGE = "execute_trigger_message"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.datapoints import SEP, Datapoint
+from connector.core.datapoints import SEP, Datapoint
 
 RATE_UNIT_KEY = "ChargingScheduleAllowedChargingRateUnit"
 MAX_STACK_LEVEL_KEY = "ChargeProfileMaxStackLevel"

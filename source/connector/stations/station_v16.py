@@ -14,12 +14,12 @@ from typing import Any
 from ocpp.routing import after, on
 from ocpp.v16.enums import Action
 
-from connector import charging_profiles as cp
-from connector import datapoints as dp
-from connector.commands import format_time, trigger_message_request
-from connector.electrical import measure
-from connector.station import Station, now_ms
-from connector.station_config import capabilities, configuration_datapoints, read_configuration
+from connector.core import charging_profiles as cp
+from connector.core import datapoints as dp
+from connector.core.commands import format_time, trigger_message_request
+from connector.core.electrical import measure
+from connector.core.station_config import capabilities, configuration_datapoints, read_configuration
+from connector.stations.station import Station, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from connector import charging_profiles as cp
-from connector import datapoints as dp
-from connector.commands import InvalidCommand
-from connector.limit_store import LimitStore, decode, encode, state_name
+from connector.core import charging_profiles as cp
+from connector.core import datapoints as dp
+from connector.core.commands import InvalidCommand
+from connector.core.limit_store import LimitStore, decode, encode, state_name
 from connector.settings import Settings
-from connector.station import DISCONNECTED, CallFailed, Station, now_ms
+from connector.stations.station import DISCONNECTED, CallFailed, Station, now_ms
 
 log = logging.getLogger(__name__)
 

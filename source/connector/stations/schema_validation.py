@@ -30,7 +30,7 @@ import ocpp
 from ocpp.exceptions import FormatViolationError
 from ocpp.messages import Call, CallResult, get_validator, validate_payload
 
-from connector.frames import Send
+from connector.stations.frames import Send
 
 Check = Callable[[Any], Any]
 

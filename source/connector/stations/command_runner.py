@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from connector import actuators as act
-from connector import datapoints as dp
-from connector.datapoints_v2 import variable_key
-from connector.station import Station, now_ms
-from connector.station_v2 import StationV201
+from connector.core import actuators as act
+from connector.core import datapoints as dp
+from connector.core.datapoints_v2 import variable_key
+from connector.stations.station import Station, now_ms
+from connector.stations.station_v2 import StationV201
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ a new transaction on the connector, the next value is accepted again.
 
 from __future__ import annotations
 
-from connector.datapoints import SEP, Datapoint
+from connector.core.datapoints import SEP, Datapoint
 
 REGISTER = f"{SEP}Energy.Active.Import.Register{SEP}"
 

@@ -28,17 +28,17 @@ import ocpp
 from ocpp.exceptions import OCPPError
 from ocpp.routing import after, on
 
-from connector import charging_profiles as cp
-from connector import datapoints as dp
-from connector import datapoints_v2 as dv2
-from connector import requests_v2 as rv2
-from connector import schema_validation
-from connector.commands import format_time
-from connector.datapoints import Datapoint
-from connector.electrical import measure
-from connector.frames import Send
-from connector.station import Station, now_ms
-from connector.station_config import Capabilities, parse_int, parse_rate_units
+from connector.core import charging_profiles as cp
+from connector.core import datapoints as dp
+from connector.core import datapoints_v2 as dv2
+from connector.core import requests_v2 as rv2
+from connector.core.commands import format_time
+from connector.core.datapoints import Datapoint
+from connector.core.electrical import measure
+from connector.core.station_config import Capabilities, parse_int, parse_rate_units
+from connector.stations import schema_validation
+from connector.stations.frames import Send
+from connector.stations.station import Station, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.commands import InvalidCommand, format_time
-from connector.datapoints import SEP, Datapoint, tidy_number
+from connector.core.commands import InvalidCommand, format_time
+from connector.core.datapoints import SEP, Datapoint, tidy_number
 
 AUTO = "auto"
 TX_DEFAULT = "tx_default"

@@ -53,12 +53,13 @@ from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import create_route_map
 from websockets.exceptions import ConnectionClosed
 
-from connector import charging_profiles as cp
-from connector import datapoints as dp
-from connector import schema_validation
-from connector.electrical import Electrical
-from connector.energy_guard import EnergyGuard
-from connector.frames import (
+from connector.core import charging_profiles as cp
+from connector.core import datapoints as dp
+from connector.core.electrical import Electrical
+from connector.core.energy_guard import EnergyGuard
+from connector.core.station_config import Capabilities
+from connector.stations import schema_validation
+from connector.stations.frames import (
     FORMAT_VIOLATION,
     FORMATION_VIOLATION,
     INTERNAL_ERROR,
@@ -74,7 +75,6 @@ from connector.frames import (
     ocpp16_code,
     parse_frame,
 )
-from connector.station_config import Capabilities
 
 log = logging.getLogger(__name__)
 
