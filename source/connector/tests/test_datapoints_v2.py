@@ -12,11 +12,18 @@ import pytest
 from connector.core.datapoints import Datapoint, meter_values
 from connector.core.datapoints_v2 import (
     boot_notification,
+    event_variables,
+    get_variables_result,
+    message_fields,
     meter_values_v2,
+    report_variables,
     sampled_value_from_v2,
     status_notification,
+    stream_settings,
+    stream_values,
     transaction_event,
     variable_key,
+    variable_value,
 )
 
 STAMP = "2026-01-01T00:00:00Z"
@@ -203,3 +210,119 @@ def test_transaction_event_fields_keep_the_events_own_time() -> None:
 )
 def test_variable_keys(component: dict[str, Any], variable: dict[str, Any], key: str) -> None:
     assert variable_key("CP_1", component, variable) == f"CP_1__Variable__{key}"
+
+
+@pytest.mark.parametrize(
+    ("sent", "published"),
+    [
+        ("7400", 7400),
+        ("7400.5", 7400.5),
+        ("-3", -3),
+        ("1e3", 1000.0),
+        ("0123", "0123"),  # not a JSON number: a serial, say
+        ("A,W", "A,W"),
+        ("true", "true"),  # device model booleans stay as sent
+        ("NaN", "NaN"),
+        ("", ""),
+        ({"a": 1}, '{"a": 1}'),
+        (None, None),
+    ],
+)
+def test_variable_values(sent: Any, published: Any) -> None:
+    assert variable_value(sent) == published
+
+
+def test_report_keeps_actual_values_only() -> None:
+    report = [
+        {
+            "component": {"name": "SmartChargingCtrlr"},
+            "variable": {"name": "RateUnit"},
+            "variableAttribute": [{"value": "A,W"}, {"type": "MaxSet", "value": "W"}],
+        },
+        {
+            "component": {"name": "EVSE", "evse": {"id": 1}},
+            "variable": {"name": "Power"},
+            "variableAttribute": [{"type": "Target", "value": "1"}],
+        },
+    ]
+    assert list(report_variables("CP", report, NOW).values()) == [
+        Datapoint("CP__Variable__SmartChargingCtrlr__RateUnit", "A,W", NOW)
+    ]
+
+
+def test_events_keep_their_own_times_in_order() -> None:
+    events = [
+        {
+            "timestamp": "2026-01-01T00:00:02Z",
+            "actualValue": "2",
+            "component": {"name": "C"},
+            "variable": {"name": "V"},
+        },
+        {
+            "timestamp": "2026-01-01T00:00:01Z",
+            "actualValue": "1",
+            "component": {"name": "C"},
+            "variable": {"name": "V"},
+        },
+        {
+            "timestamp": "garbage",
+            "actualValue": "x",
+            "component": {"name": "C"},
+            "variable": {"name": "W"},
+        },
+    ]
+    assert [(p.key[-3:], p.value, p.timestamp) for p in event_variables("CP", events, NOW)] == [
+        ("__W", "x", NOW),
+        ("__V", 1, 1767225601000),
+        ("__V", 2, 1767225602000),
+    ]
+
+
+def test_get_variables_result_publishes_accepted_actual_values() -> None:
+    results = [
+        {
+            "attributeStatus": "Accepted",
+            "attributeValue": "8",
+            "component": {"name": "S"},
+            "variable": {"name": "L"},
+        },
+        {
+            "attributeStatus": "UnknownVariable",
+            "component": {"name": "S"},
+            "variable": {"name": "X"},
+        },
+        {
+            "attributeStatus": "Accepted",
+            "attributeType": "MaxSet",
+            "attributeValue": "9",
+            "component": {"name": "S"},
+            "variable": {"name": "L"},
+        },
+    ]
+    assert get_variables_result("CP", results, NOW) == [Datapoint("CP__Variable__S__L", 8, NOW)]
+
+
+def test_stream_values_take_basetime_plus_t() -> None:
+    data = [{"t": 0, "v": "1"}, {"t": 0.5, "v": "2.5"}, {"t": 2, "v": "on"}]
+    points = stream_values("K", "2026-01-01T00:00:00Z", data, NOW)
+    assert [(p.value, p.timestamp) for p in points] == [
+        (1, 1767225600000),
+        (2.5, 1767225600500),
+        ("on", 1767225602000),
+    ]
+    # Without a readable basetime, the time of receipt; the order is kept.
+    assert [p.timestamp for p in stream_values("K", None, data, NOW)] == [NOW, NOW, NOW]
+
+
+def test_stream_settings_and_message_fields() -> None:
+    stream = {"id": 3, "variableMonitoringId": 9, "params": {"interval": 1}}
+    assert stream_settings("CP", stream, NOW) == [
+        Datapoint("CP__PeriodicEventStream__3__variableMonitoringId", 9, NOW),
+        Datapoint("CP__PeriodicEventStream__3__interval", 1, NOW),
+        Datapoint("CP__PeriodicEventStream__3__values", None, NOW),
+    ]
+    payload = {"chargingLimit": {"chargingLimitSource": "EMS"}, "evseId": 1, "list": [1]}
+    assert message_fields("CP", "NotifyChargingLimit", payload, NOW) == [
+        Datapoint("CP__NotifyChargingLimit__chargingLimit.chargingLimitSource", "EMS", NOW),
+        Datapoint("CP__NotifyChargingLimit__evseId", 1, NOW),
+    ]

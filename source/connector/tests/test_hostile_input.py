@@ -34,6 +34,7 @@ from connector.core import datapoints as dp
 from connector.core.datapoint_map import InvalidMap, parse_datapoint_map
 from connector.core.electrical import measure
 from connector.stations.frames import CallResultError, FrameError, Send, parse_frame
+from connector.stations.station_v2 import StationV21
 from connector.tests.conftest import Mosquitto, test_settings
 
 FAST = settings(
@@ -308,3 +309,76 @@ def test_every_actuator_builds_a_valid_request_or_refuses(
         return  # sent by charging control, by profile id (test_requests_v2 checks them)
     # Whatever is built passes the schema of the version the station applies.
     asyncio.run(validate_payload(Call("x", request.action, request.payload), version))
+
+
+# ---- OCPP 2.0.1 and 2.1 stations, and 2.1's SEND frames --------------------
+
+ACTIONS_V2 = sorted(StationV21.known_actions)
+STREAM_ITEMS = st.fixed_dictionaries({"t": JSON_SCALARS, "v": JSON_SCALARS})
+SEND_PAYLOADS = JSON | st.fixed_dictionaries(
+    {"id": JSON_SCALARS, "data": st.lists(STREAM_ITEMS | JSON, max_size=4)},
+    optional={"pending": JSON_SCALARS, "basetime": JSON_SCALARS},
+)
+FRAMES_V2 = st.one_of(
+    st.tuples(
+        st.sampled_from([2, 3, 4, 5, 6]) | st.integers(), MESSAGE_IDS, ACTION_NAMES, JSON
+    ).map(list),
+    st.tuples(st.just(2), st.text(min_size=1, max_size=36), st.sampled_from(ACTIONS_V2), JSON).map(
+        list
+    ),
+    st.lists(JSON, max_size=6),
+).map(lambda frame: json.dumps(frame))
+# SEND frames carry ids of their own, so an answer to one would show.
+SEND_FRAMES = st.tuples(
+    st.just(6),
+    st.uuids().map(lambda u: f"send-{u.hex[:20]}"),
+    st.just("NotifyPeriodicEventStream") | ACTION_NAMES,
+    SEND_PAYLOADS,
+).map(lambda frame: json.dumps(list(frame)))
+
+
+@pytest.fixture(scope="module")
+def hostile_v21(background: BackgroundConnector) -> Iterator[Any]:
+    with sync_connect(background.url + "HOSTILE21", subprotocols=["ocpp2.1"]) as ws:  # type: ignore[list-item]
+        yield ws
+
+
+@pytest.fixture(scope="module")
+def bystander_v201(background: BackgroundConnector) -> Iterator[Any]:
+    with sync_connect(background.url + "BYSTANDER201", subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        yield ws
+
+
+@settings(FAST, max_examples=2000)
+@given(FRAMES_V2 | SEND_FRAMES | RAW_FRAMES, st.sampled_from(["2.0.1", "2.1"]))
+def test_parse_frame_never_raises_for_2x(frame: str | bytes, version: str) -> None:
+    parsed = parse_frame(frame, version)
+    if isinstance(parsed, Send):
+        assert version == "2.1"
+    if isinstance(parsed, FrameError) and parsed.unique_id is not None:
+        # Never the 1.6 spelling toward a 2.x station.
+        assert parsed.code != "FormationViolation"
+
+
+@pytest.mark.broker
+@settings(FAST, max_examples=150)
+@given(st.lists(FRAMES_V2 | SEND_FRAMES | RAW_FRAMES, min_size=1, max_size=20))
+def test_a_burst_of_generated_2x_frames_over_a_real_websocket(
+    hostile_v21: Any, bystander_v201: Any, frames: list[str | bytes]
+) -> None:
+    expected, sends = set(), set()
+    for frame in frames:
+        hostile_v21.send(frame)
+        unique_id = is_call_with_id(frame)
+        if unique_id is not None:
+            expected.add(unique_id)
+        elif isinstance(frame, str) and frame.startswith('[6, "send-'):
+            sends.add(json.loads(frame)[1])
+    answers = heartbeat_answered(hostile_v21)
+    answered = {f[1] for f in answers if isinstance(f, list) and len(f) > 1 and f[0] in (3, 4)}
+    assert expected <= answered, expected - answered
+    # A SEND is never answered, not even a bad one.
+    assert not sends & answered
+    # 2.x codes only.
+    assert not [f for f in answers if f[0] == 4 and f[2] == "FormationViolation"]
+    assert heartbeat_answered(bystander_v201)[-1][0] == 3

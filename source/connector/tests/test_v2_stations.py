@@ -805,3 +805,60 @@ def test_stream_values_do_not_hold_up_other_messages(mosquitto: Mosquitto, name:
                 assert bridge.bemcom.last_value(k("PeriodicEventStream", 5, "value")) == 4999
 
     run(scenario())
+
+
+# ---- beside 1.6, and with the security profiles ------------------------------
+
+
+def test_a_16_and_a_2x_station_give_the_same_keys_for_the_same_readings(
+    mosquitto: Mosquitto, probe: Probe, name: str
+) -> None:
+    measurands = [
+        ("Energy.Active.Import.Register", "Wh"),
+        ("Power.Active.Import", "W"),
+        ("Current.Import", "L2", "A"),
+    ]
+
+    def key(cp_id: str, parts: tuple[str, ...]) -> str:
+        return "__".join([cp_id, "MeterValues", "1", *parts])
+
+    async def scenario() -> None:
+        probe.map(sensors=[key(cp, m) for cp in ("OLD", "NEW") for m in measurands])
+        async with running_connector(settings(name, mosquitto.port)) as bridge:
+            async with (
+                simulated_station(bridge, "OLD", options()) as old,
+                simulated_station(bridge, "NEW", options(), version="2.1") as new,
+            ):
+                old.energy_wh = new.energy_wh = 1234.5
+                await old.send_meter_values(1, 0)
+                await new.send_meter_values(1, 0)
+                for parts in measurands:
+                    one = await probe.value(key("OLD", parts))
+                    two = await probe.value(key("NEW", parts))
+                    assert one == two, parts
+                assert await probe.value(key("NEW", measurands[0])) == 1234.5
+
+    run(scenario())
+
+
+def test_security_profile_1_applies_to_2x_stations(mosquitto: Mosquitto, name: str) -> None:
+    import base64
+
+    async def scenario() -> None:
+        secured = settings(name, mosquitto.port, ocpp_basic_auth={CP: "s3cret-pass-16"})
+        async with running_connector(secured) as bridge:
+            url = station_url(bridge, CP)
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, subprotocols=["ocpp2.0.1"]):  # type: ignore[list-item]
+                    pass
+            assert refused.value.response.status_code == 401
+            token = base64.b64encode(f"{CP}:s3cret-pass-16".encode()).decode()
+            headers = {"Authorization": f"Basic {token}"}
+            async with connect(
+                url,
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                additional_headers=headers,
+            ) as ws:
+                assert (await exchange(ws, [2, "h", "Heartbeat", {}]))[0] == 3
+
+    run(scenario())
