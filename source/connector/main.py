@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connector.bridge import Bridge
 from connector.settings import Settings, SettingsError, load_settings
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 EXIT_SETTINGS = 2
 

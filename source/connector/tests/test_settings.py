@@ -16,6 +16,7 @@ from connector.settings import (
     SettingsError,
     load_settings,
     parse_ocpp_config,
+    parse_ocpp_versions,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,6 +54,23 @@ def test_the_repositorys_env_file_holds_the_defaults() -> None:
 )
 def test_ocpp_config_forms(raw: str, expected: tuple[str, ...]) -> None:
     assert parse_ocpp_config(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")),
+        ("ocpp2.1, ocpp1.6", ("ocpp1.6", "ocpp2.1")),  # kept oldest first: newest wins
+        ("ocpp2.0.1", ("ocpp2.0.1",)),
+    ],
+)
+def test_ocpp_versions(raw: str, expected: tuple[str, ...]) -> None:
+    assert parse_ocpp_versions(raw) == expected
+
+
+def test_an_unknown_ocpp_version_is_reported() -> None:
+    with pytest.raises(SettingsError, match=r"OCPP_VERSIONS.*ocpp2\.0'"):
+        load_settings({"OCPP_VERSIONS": "ocpp1.6,ocpp2.0"}, env_file=None)
 
 
 def test_every_bad_variable_is_reported() -> None:
