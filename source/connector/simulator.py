@@ -80,6 +80,31 @@ class SimulatorOptions:
     unlisted_config: set[str] = field(default_factory=set)
 
 
+async def intercept(station: Any, raw_msg: str | bytes) -> bool:
+    """Seen before the library's routing (both simulators): records each call's
+    wire payload, and plays the error switches. True when the call is done with."""
+    try:
+        frame = json.loads(raw_msg)
+    except ValueError:
+        return False
+    if not (isinstance(frame, list) and len(frame) == 4 and frame[0] == 2):
+        return False
+    _, unique_id, action, payload = frame
+    station.received.append((action, payload))
+    station._wire = payload if isinstance(payload, dict) else {}
+    station.call_received.set()
+    options = station.options
+    if action in options.silent:
+        return True
+    code = options.call_errors.get(action)
+    if action == "SetChargingProfile" and isinstance(payload, dict):
+        code = code or station.purpose_error(payload)
+    if code is None:
+        return False
+    await station._send(json.dumps([4, unique_id, code, "simulated", {}]))
+    return True
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -125,27 +150,12 @@ class SimulatedChargePoint(ChargePoint):
         return config
 
     async def route_message(self, raw_msg: str | bytes) -> None:
-        # Seen before the library's routing, to record the wire payload and to
-        # play the error switches.
-        try:
-            frame = json.loads(raw_msg)
-        except ValueError:
-            frame = None
-        if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
-            _, unique_id, action, payload = frame
-            self.received.append((action, payload))
-            self._wire = payload
-            self.call_received.set()
-            if action in self.options.silent:
-                return
-            code = self.options.call_errors.get(action)
-            if action == "SetChargingProfile" and isinstance(payload, dict):
-                purpose = (payload.get("csChargingProfiles") or {}).get("chargingProfilePurpose")
-                code = code or self.options.purpose_call_errors.get(purpose)
-            if code is not None:
-                await self._send(json.dumps([4, unique_id, code, "simulated", {}]))
-                return
-        await super().route_message(raw_msg)
+        if not await intercept(self, raw_msg):
+            await super().route_message(raw_msg)
+
+    def purpose_error(self, payload: dict[str, Any]) -> str | None:
+        purpose = (payload.get("csChargingProfiles") or {}).get("chargingProfilePurpose")
+        return self.options.purpose_call_errors.get(purpose)
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.received if name == action]

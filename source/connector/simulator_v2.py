@@ -26,7 +26,7 @@ from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from websockets.asyncio.client import ClientConnection
 
-from connector.simulator import SimulatorOptions, utc_now
+from connector.simulator import SimulatorOptions, intercept, utc_now
 
 # Our device model: `Component.Variable` -> (value, read-only).
 VARIABLES: dict[str, tuple[str, bool]] = {
@@ -82,22 +82,12 @@ class SimulatedStationV2(ChargePoint201):
     # ---- the receive side: record, and play the error switches ----------
 
     async def route_message(self, raw_msg: str | bytes) -> None:
-        try:
-            frame = json.loads(raw_msg)
-        except ValueError:
-            frame = None
-        if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
-            _, unique_id, action, payload = frame
-            self.received.append((action, payload))
-            self._wire = payload if isinstance(payload, dict) else {}
-            self.call_received.set()
-            if action in self.options.silent:
-                return
-            code = self.options.call_errors.get(action)
-            if code is not None:
-                await self._send(json.dumps([4, unique_id, code, "simulated", {}]))
-                return
-        await super().route_message(raw_msg)
+        if not await intercept(self, raw_msg):
+            await super().route_message(raw_msg)
+
+    def purpose_error(self, payload: dict[str, Any]) -> str | None:
+        purpose = (payload.get("chargingProfile") or {}).get("chargingProfilePurpose")
+        return self.options.purpose_call_errors.get(purpose)
 
     def calls(self, action: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.received if name == action]

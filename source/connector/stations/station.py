@@ -45,6 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import ocpp.messages
@@ -55,6 +56,7 @@ from websockets.exceptions import ConnectionClosed
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
+from connector.core.commands import format_time
 from connector.core.electrical import Electrical
 from connector.core.energy_guard import EnergyGuard
 from connector.core.station_config import Capabilities
@@ -424,6 +426,39 @@ class Station:
     def answer_status(self, action: str, answer: dict[str, Any]) -> str:
         """The outcome of a call, for `<cp>__<action>__status`."""
         return str(answer.get("status", "Accepted"))
+
+    # ---- what every version's handlers share ---------------------------
+
+    def boot_answer(self) -> dict[str, Any]:
+        """BootNotification's answer: Accepted, OCPP_HEARTBEAT_INTERVAL, our time (both
+        versions have these three fields)."""
+        return {
+            "status": "Accepted",
+            "currentTime": format_time(datetime.now(UTC)),
+            "interval": self.hooks.heartbeat_interval,
+        }
+
+    def heartbeat_answer(self) -> dict[str, Any]:
+        self.hooks.publish(dp.heartbeat(self.id, now_ms()))
+        return {"currentTime": format_time(datetime.now(UTC))}
+
+    def boot_accepted(self) -> None:
+        """After a BootNotification was answered."""
+        # A reboot may reset the energy register; its next value is accepted.
+        self.energy_guard.reset()
+        # ... and forget the profiles: every limit is sent again after the boot.
+        self.limits_in_force.clear()
+        self.booted.set()
+        if self.hooks.on_boot is not None:
+            self.hooks.on_boot(self)
+
+    def token_status(self, token: str) -> str:
+        """OCPP_ID_TAGS: Accepted, or Invalid for a tag (1.6) or token (2.x) not listed."""
+        tokens = self.hooks.id_tags
+        if tokens is not None and token not in tokens:
+            log.warning("%s: id tag %r is not in OCPP_ID_TAGS; answered Invalid", self.id, token)
+            return "Invalid"
+        return "Accepted"
 
     @property
     def is_v2(self) -> bool:

@@ -8,7 +8,6 @@ core (station.py) receives, validates and answers. Transaction ids are ours
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.routing import after, on
@@ -16,7 +15,7 @@ from ocpp.v16.enums import Action
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
-from connector.core.commands import format_time, trigger_message_request
+from connector.core.commands import trigger_message_request
 from connector.core.electrical import measure
 from connector.core.station_config import capabilities, configuration_datapoints, read_configuration
 from connector.stations.station import Station, now_ms
@@ -48,26 +47,15 @@ class StationV16(Station):
             payload.get("chargePointVendor"),
             payload.get("chargePointModel"),
         )
-        return {
-            "status": "Accepted",
-            "currentTime": format_time(datetime.now(UTC)),
-            "interval": self.hooks.heartbeat_interval,
-        }
+        return self.boot_answer()
 
     @after(Action.boot_notification)
     async def after_boot_notification(self, payload: dict[str, Any]) -> None:
-        # A reboot may reset the energy register; its next value is accepted.
-        self.energy_guard.reset()
-        # ... and forget the profiles: every limit is sent again after the boot.
-        self.limits_in_force.clear()
-        self.booted.set()
-        if self.hooks.on_boot is not None:
-            self.hooks.on_boot(self)
+        self.boot_accepted()
 
     @on(Action.heartbeat)
     def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.heartbeat(self.id, now_ms()))
-        return {"currentTime": format_time(datetime.now(UTC))}
+        return self.heartbeat_answer()
 
     @on(Action.status_notification)
     def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -131,11 +119,7 @@ class StationV16(Station):
         return {"idTagInfo": self._id_tag_info(payload["idTag"])}
 
     def _id_tag_info(self, id_tag: str) -> dict[str, str]:
-        tags = self.hooks.id_tags
-        if tags is not None and id_tag not in tags:
-            log.warning("%s: id tag %r is not in OCPP_ID_TAGS; answered Invalid", self.id, id_tag)
-            return {"status": "Invalid"}
-        return {"status": "Accepted"}
+        return {"status": self.token_status(id_tag)}
 
     @on(Action.data_transfer)
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import ocpp
@@ -32,7 +31,6 @@ from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
 from connector.core import datapoints_v2 as dv2
 from connector.core import requests_v2 as rv2
-from connector.core.commands import format_time
 from connector.core.datapoints import Datapoint
 from connector.core.electrical import measure
 from connector.core.station_config import Capabilities, parse_int, parse_rate_units
@@ -207,24 +205,15 @@ class StationV201(Station):
             station.get("model"),
             payload.get("reason"),
         )
-        return {
-            "status": "Accepted",
-            "currentTime": format_time(datetime.now(UTC)),
-            "interval": self.hooks.heartbeat_interval,
-        }
+        return self.boot_answer()
 
     @after("BootNotification")
     async def after_boot_notification(self, payload: dict[str, Any]) -> None:
-        self.energy_guard.reset()
-        self.limits_in_force.clear()
-        self.booted.set()
-        if self.hooks.on_boot is not None:
-            self.hooks.on_boot(self)
+        self.boot_accepted()
 
     @on("Heartbeat")
     def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.heartbeat(self.id, now_ms()))
-        return {"currentTime": format_time(datetime.now(UTC))}
+        return self.heartbeat_answer()
 
     @on("StatusNotification")
     def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -326,11 +315,7 @@ class StationV201(Station):
         return {"idTokenInfo": self._id_token_info(token)}
 
     def _id_token_info(self, token: str) -> dict[str, str]:
-        tokens = self.hooks.id_tags
-        if tokens is not None and token not in tokens:
-            log.warning("%s: id token %r is not in OCPP_ID_TAGS; answered Invalid", self.id, token)
-            return {"status": "Invalid"}
-        return {"status": "Accepted"}
+        return {"status": self.token_status(token)}
 
     @on("DataTransfer")
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
