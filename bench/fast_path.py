@@ -21,6 +21,10 @@ Printed side by side, with the connector/passthrough ratio:
 With --runs K the targets take turns K times, and each figure is the median.
 
     python bench/fast_path.py --stations 1500 --seconds 20 --runs 3
+    python bench/fast_path.py --stations 1500 --seconds 20 --runs 3 --ocpp 2.0.1
+
+--ocpp 2.0.1 (or 2.1) runs the same load as OCPP 2.x stations: the same four
+readings in 2.x's MeterValues (numbers, unitOfMeasure), mapped to the same keys.
 """
 
 from __future__ import annotations
@@ -77,6 +81,19 @@ METER = (
     '{{"value":"230.1","measurand":"Voltage","phase":"L1-N","unit":"V"}}]}}]}}]'
 )
 BOOT = '[2,"b","BootNotification",{"chargePointVendor":"Bench","chargePointModel":"Fast"}]'
+METER_V2 = (
+    '[2,"{id}","MeterValues",{{"evseId":1,"meterValue":[{{"timestamp":"{ts}",'
+    '"sampledValue":[{{"value":{wh},"unitOfMeasure":{{"unit":"Wh"}}}},'
+    '{{"value":7200,"measurand":"Power.Active.Import","unitOfMeasure":{{"unit":"W"}}}},'
+    '{{"value":10.4,"measurand":"Current.Import","phase":"L1","unitOfMeasure":{{"unit":"A"}}}},'
+    '{{"value":230.1,"measurand":"Voltage","phase":"L1-N","unitOfMeasure":{{"unit":"V"}}}}]}}]}}]'
+)
+BOOT_V2 = (
+    '[2,"b","BootNotification",{"chargingStation":{"vendorName":"Bench","model":"Fast"},'
+    '"reason":"PowerUp"}]'
+)
+# Set in each load process from --ocpp.
+FRAMES = {"1.6": (BOOT, METER), "2.0.1": (BOOT_V2, METER_V2), "2.1": (BOOT_V2, METER_V2)}
 
 
 # ---- load generator (its own processes) -------------------------------------
@@ -85,7 +102,10 @@ BOOT = '[2,"b","BootNotification",{"chargePointVendor":"Bench","chargePointModel
 class LoadStation:
     """A station that needs no ocpp library: pre-built frames, canned answers."""
 
-    def __init__(self, ws: ClientConnection, cp_id: str, window: tuple[float, float]) -> None:
+    def __init__(
+        self, ws: ClientConnection, cp_id: str, window: tuple[float, float], meter: str = METER
+    ) -> None:
+        self.meter = meter
         self.ws = ws
         self.cp_id = cp_id
         self.window = window
@@ -111,6 +131,13 @@ class LoadStation:
                 action = frame[2]
                 if action == "GetConfiguration":
                     answer: dict[str, Any] = {"configurationKey": [], "unknownKey": []}
+                elif action == "GetVariables":
+                    answer = {
+                        "getVariableResult": [
+                            {**item, "attributeStatus": "UnknownVariable"}
+                            for item in frame[3]["getVariableData"]
+                        ]
+                    }
                 else:
                     answer = {"status": "Accepted"}
                     if action == "SetChargingProfile":
@@ -134,20 +161,25 @@ class LoadStation:
         if self.window[0] <= int(stamp.timestamp() * 1000) / 1000 <= self.window[1]:
             self.sent_in_window += 1
         ts = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        await self.call(unique_id, METER.format(id=unique_id, ts=ts, wh=self.wh))
+        await self.call(unique_id, self.meter.format(id=unique_id, ts=ts, wh=self.wh))
 
 
 async def _load(
-    url: str, ids: list[str], connect_by: float, window: tuple[float, float]
+    url: str, ids: list[str], connect_by: float, window: tuple[float, float], version: str
 ) -> dict[str, Any]:
+    boot, meter = FRAMES[version]
     stations: list[LoadStation] = []
     readers: list[asyncio.Task[None]] = []
     spacing = max(0.0, (connect_by - time.time() - 2) / max(1, len(ids)))
     for cp_id in ids:
-        ws = await connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], ping_interval=None)  # type: ignore[list-item]
-        station = LoadStation(ws, cp_id, window)
+        ws = await connect(
+            f"{url}/{cp_id}",
+            subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
+            ping_interval=None,
+        )
+        station = LoadStation(ws, cp_id, window, meter)
         readers.append(asyncio.create_task(station.read()))
-        await asyncio.wait_for(await station.call("b", BOOT), 60)
+        await asyncio.wait_for(await station.call("b", boot), 60)
         stations.append(station)
         await asyncio.sleep(spacing)
 
@@ -176,9 +208,14 @@ async def _load(
 
 
 def load_process(
-    url: str, ids: list[str], connect_by: float, window: tuple[float, float], out: Any
+    url: str,
+    ids: list[str],
+    connect_by: float,
+    window: tuple[float, float],
+    version: str,
+    out: Any,
 ) -> None:
-    out.put(asyncio.run(_load(url, ids, connect_by, window)))
+    out.put(asyncio.run(_load(url, ids, connect_by, window, version)))
 
 
 # ---- measuring --------------------------------------------------------------
@@ -258,7 +295,7 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
     loaders = [
         multiprocessing.Process(
             target=load_process,
-            args=(f"ws://127.0.0.1:{ocpp_port}/ocpp", part, connect_by, window, out),
+            args=(f"ws://127.0.0.1:{ocpp_port}/ocpp", part, connect_by, window, args.ocpp, out),
         )
         for part in slices
     ]
@@ -349,7 +386,7 @@ def report(args: Any, runs: dict[str, list[dict[str, Any]]]) -> None:
     }
     p, c = medians.get("passthrough"), medians.get("connector")
     print(
-        f"stations: {args.stations} x 1 Hz, {args.seconds:.0f} s measured, "
+        f"stations (OCPP {args.ocpp}): {args.stations} x 1 Hz, {args.seconds:.0f} s measured, "
         f"median of {args.runs} run(s) per target"
     )
     print(f"{'':42} {'passthrough':>14} {'connector':>14} {'ratio':>7}")
@@ -388,6 +425,7 @@ def main() -> None:
         default=1,
         help="sampled values the connector publishes per MeterValues (the passthrough: 1)",
     )
+    parser.add_argument("--ocpp", choices=sorted(FRAMES), default="1.6", help="stations' version")
     args = parser.parse_args()
     if not args.ramp:
         args.ramp = max(5.0, args.stations / 100)

@@ -50,7 +50,7 @@ async def main() -> None:
             await ws.send(json.dumps([3, frame[1], answer]))
             if action == "MeterValues":
                 sample = payload["meterValue"][0]
-                value = float(sample["sampledValue"][0]["value"])
+                value = float(sample["sampledValue"][0]["value"])  # 1.6: a string; 2.x: a number
                 message = json.dumps({"value": value, "timestamp": sample_ms(sample["timestamp"])})
                 client.publish(topic, message, qos=1, retain=True)
 
@@ -61,7 +61,7 @@ async def main() -> None:
         handler,
         "127.0.0.1",
         args.ocpp_port,
-        subprotocols=["ocpp1.6"],
+        subprotocols=["ocpp1.6", "ocpp2.0.1", "ocpp2.1"],
         compression=None,  # type: ignore[list-item]
     ):
         await stop.wait()
