@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -25,8 +26,9 @@ from connector.core.limit_store import cp_id_of
 from connector.core.transaction_ids import TransactionIds
 from connector.log_flood import LogFloodGuard
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
+from connector.mqtt.cluster import Cluster
 from connector.mqtt.embedded_broker import EmbeddedBroker
-from connector.mqtt.mqtt_link import MqttOptions
+from connector.mqtt.mqtt_link import KEEPALIVE, MqttLink, MqttOptions
 from connector.settings import Settings
 from connector.stations import central_system
 from connector.stations.central_system import CentralSystem, ServerOptions
@@ -41,6 +43,9 @@ from connector.stations.tls import client_context, server_context
 log = logging.getLogger(__name__)
 
 STATE_TRANSACTION_ID = "last_transaction_id"
+# Keep-alive toward the broker with several instances: a lost instance's will
+# goes out within 1.5 of these, so its stations are reported within 30 s.
+CLUSTER_KEEPALIVE = 10
 # A retained record per OCPP 2.x station whose boot was accepted (CONTRACT §8).
 STATE_BOOT_RECORD = "boot_records/"
 # Wait for the retained datapoint map and state before accepting stations.
@@ -63,7 +68,14 @@ class Bridge:
     def __init__(self, settings: Settings, version: str) -> None:
         self.settings = settings
         self.version = version
-        self.transaction_ids = TransactionIds()
+        self.instance = settings.connector_instance
+        self.transaction_ids = TransactionIds(instance=self.instance)
+        # Several instances (CONTRACT §9): each keeps its own last id.
+        self._state_transaction_id = STATE_TRANSACTION_ID + (
+            f"@{self.instance}" if self.instance is not None else ""
+        )
+        self.cluster: Cluster | None = None
+        self._presence: MqttLink | None = None
         self.charging = ChargingControl(settings, self._publish, self._persist)
         self.commands = CommandRunner(self._publish)
         self._boot_records: set[str] = set()
@@ -113,11 +125,18 @@ class Bridge:
                 max_queued=settings.mqtt_max_queued,
                 # The embedded broker speaks MQTT 3.1.1 only; no refused MQTT 5 first.
                 mqtt5=not settings.embedded_broker,
+                will=(f"{settings.connector_name}/status", b"offline"),
+                keepalive=CLUSTER_KEEPALIVE if self.instance is not None else KEEPALIVE,
             ),
             max_keys_per_station=settings.ocpp_max_keys_per_station,
+            instance=self.instance,
         )
+        if self.instance is not None:
+            self._start_cluster(host, port, loop)
         level = logging.DEBUG if settings.debug else logging.INFO
-        self._log_handler = MqttLogHandler(self.bemcom.link, self.bemcom.topic_logs, level)
+        self._log_handler = MqttLogHandler(
+            self.bemcom.link, self.bemcom.topic_logs, level, self.instance
+        )
         logging.getLogger().addHandler(self._log_handler)
         # The console and <name>/logs alike collapse floods of one message.
         self._guarded_handlers = list(logging.getLogger().handlers)
@@ -150,6 +169,7 @@ class Bridge:
                 handshake_timeout=central_system.HANDSHAKE_TIMEOUT,
                 compression=settings.ocpp_compression,
                 subprotocols=settings.ocpp_versions,
+                reuse_port=self.instance is not None,
                 ssl_context=(
                     server_context(
                         settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca
@@ -165,6 +185,36 @@ class Bridge:
             asyncio.create_task(self.bemcom.run_available_datapoints()),
             asyncio.create_task(self._run_log_flood_summaries()),
         ]
+        if self.cluster is not None:
+            self._tasks.append(asyncio.create_task(self.cluster.run_union()))
+
+    def _start_cluster(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.bemcom is not None and self.instance is not None
+        settings = self.settings
+        name = settings.connector_name
+        presence_options = MqttOptions(
+            username=settings.mqtt_broker_username,
+            password=settings.mqtt_broker_password,
+            tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
+            mqtt5=not settings.embedded_broker,
+            will=(f"{name}/instances/{self.instance}", b"offline"),
+            keepalive=CLUSTER_KEEPALIVE,
+        )
+        self._presence = MqttLink(
+            host,
+            port,
+            f"{name}-presence-{self.instance}-{uuid.uuid4().hex[:6]}",
+            loop,
+            lambda: self.cluster.announce() if self.cluster is not None else None,
+            lambda topic, payload, retained: None,
+            presence_options,
+        )
+        self.cluster = Cluster(
+            name, self.instance, self.bemcom.link, self._presence, self._lost, self._gone
+        )
+        self.bemcom.other_topics = self.cluster.topics
+        self.bemcom.on_other = self.cluster.on_message
+        self._presence.start()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -180,6 +230,11 @@ class Bridge:
 
     async def stop(self) -> None:
         """Close stations (1001), publish them disconnected, flush MQTT (5 s at most)."""
+        if self.cluster is not None:
+            self.cluster.goodbye()
+        elif self.bemcom is not None:
+            # A single instance is the connector: it goes offline with it.
+            self.bemcom.link.publish(self.bemcom.topic_status, b"offline", qos=1, retain=True)
         if self.central is not None:
             stations = list(self.central.stations.values())
             self.central.stations.clear()  # their ends are reported here, not twice
@@ -201,6 +256,9 @@ class Bridge:
             if self._log_handler is not None:
                 logging.getLogger().removeHandler(self._log_handler)
             self.bemcom.stop()
+        if self._presence is not None:
+            await self._presence.flush(SHUTDOWN_FLUSH_TIMEOUT)
+            self._presence.stop()
         if self.broker is not None:
             await self.broker.stop()
 
@@ -237,6 +295,9 @@ class Bridge:
 
     def _on_connect(self, station: Station) -> None:
         assert self.bemcom is not None
+        if self.cluster is not None:
+            station.connection_id = uuid.uuid4().hex
+            self.cluster.claim(station.id, station.connection_id)
         self._publish(dp.connected(station.id, True, now_ms()))
         self._offer_actuators(station, None)
         self.setup.connected(station)
@@ -250,7 +311,20 @@ class Bridge:
         self.setup.booted(station)
 
     def _on_disconnect(self, station: Station) -> None:
+        if self.cluster is not None:
+            self.cluster.release(station.id, station.connection_id)
         self._publish(dp.connected(station.id, False, now_ms()))
+
+    def _lost(self, cp_id: str) -> None:
+        """A newer connection on another instance took the station: close ours,
+        and say nothing (it stays connected, there)."""
+        if self.central is not None:
+            self.central.drop(cp_id, "replaced by a connection on another instance")
+
+    def _gone(self, cp_id: str) -> None:
+        """A dead instance's station that did not come back elsewhere."""
+        log.warning("%s: its instance is gone and it did not reconnect; disconnected", cp_id)
+        self._publish(dp.connected(cp_id, False, now_ms()))
 
     def _offer_connector_actuators(self, station: Station, connector_id: int) -> None:
         # Connector 0 is the station itself, already served by the station key.
@@ -268,7 +342,7 @@ class Bridge:
     def _next_transaction_id(self) -> int:
         issued = self.transaction_ids.next()
         assert self.bemcom is not None
-        self.bemcom.publish_state(STATE_TRANSACTION_ID, issued)
+        self.bemcom.publish_state(self._state_transaction_id, issued)
         return issued
 
     def _on_raw_frame(self, cp_id: str, message: str) -> None:
@@ -287,7 +361,8 @@ class Bridge:
             else:
                 self._boot_records.discard(cp_id)
             return
-        if name == STATE_TRANSACTION_ID:
+        # Our own last id, and the id of a single instance before (a floor for all).
+        if name in (STATE_TRANSACTION_ID, self._state_transaction_id):
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 issued = json.loads(payload)
                 if isinstance(issued, int):
@@ -308,14 +383,18 @@ class Bridge:
         try:
             target = cmd.parse_actuator_key(key, self.settings.ocpp_config)
             value = cmd.parse_actuator_payload(payload)
-            station = self._station(target.cp_id)
+            station, speaks = self._holder(target.cp_id)
+            if not speaks:
+                log.debug("%s: held by another instance, which acts on %s", target.cp_id, key)
             request = self._build(station, target, value)
             if target.actuator == cmd.SEND_CHARGING_PROFILE:
                 limit = request.payload["limit"]
                 connector_id = target.connector_id or 0
                 if limit is not None:  # a clear is always possible, whatever the strategy
                     cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
-                self.charging.request(station, target.cp_id, connector_id, limit)
+                self.charging.request(station, target.cp_id, connector_id, limit, speaks)
+            elif not speaks:
+                return  # the holder sends it, or the leader logs that no one holds it
             elif target.actuator == cmd.TRIGGER_MESSAGE:
                 self._trigger(station, target, request)
             else:
@@ -337,6 +416,25 @@ class Bridge:
                 first = first or error
         assert first is not None
         raise first
+
+    def _holder(self, cp_id: str) -> tuple[Station | None, bool]:
+        """(our station, if we act on it; whether we speak for it).
+
+        One instance: the station if connected, and always True. Several
+        (CONTRACT §9): every instance hears every command, and exactly one
+        acts: the owner, or, for a station held nowhere, the leader, which
+        keeps its limit on the broker and logs the WARNING. A station whose
+        claim has not come back from the broker yet is not ours yet.
+        """
+        station = self._station(cp_id)
+        cluster = self.cluster
+        if cluster is None:
+            return station, True
+        if station is not None and cluster.owns(cp_id):
+            return station, True
+        if station is not None or cluster.held_elsewhere(cp_id):
+            return None, False
+        return None, cluster.is_leader
 
     def _station(self, cp_id: str) -> Station | None:
         assert self.central is not None

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.bridge import Bridge
 from connector.settings import Settings, SettingsError, load_settings
+from connector.workers import Workers
 
 __version__ = "0.7.0"
 
@@ -35,11 +36,13 @@ def configure_logging(settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    bridge = Bridge(settings, __version__)
+    runner: Bridge | Workers
+    # OCPP_WORKERS > 1: this process supervises that many instances (workers.py).
+    runner = Workers(settings) if settings.ocpp_workers > 1 else Bridge(settings, __version__)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, bridge.request_stop)
-    await bridge.run()
+        loop.add_signal_handler(signum, runner.request_stop)
+    await runner.run()
 
 
 def main() -> int:

@@ -105,6 +105,10 @@ class Settings:
     ocpp_compression: bool = False
     # Subprotocols offered to stations (CONTRACT §8).
     ocpp_versions: tuple[str, ...] = OCPP_SUBPROTOCOLS
+    # CONTRACT §9: this process's instance number (None: a single instance),
+    # and the processes to start on this machine.
+    connector_instance: int | None = None
+    ocpp_workers: int = 1
 
     @property
     def embedded_broker(self) -> bool:
@@ -313,6 +317,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OCPP_MAX_KEYS_PER_STATION": ("ocpp_max_keys_per_station", _int_in(1, 10_000_000)),
     "OCPP_COMPRESSION": ("ocpp_compression", _parse_bool),
     "OCPP_VERSIONS": ("ocpp_versions", parse_ocpp_versions),
+    "CONNECTOR_INSTANCE": ("connector_instance", _int_in(0, 63)),
+    "OCPP_WORKERS": ("ocpp_workers", _int_in(1, 64)),
 }
 
 # Their values never appear in a message.
@@ -366,6 +372,12 @@ def tls_problems(settings: Settings) -> list[str]:
             server_context(settings.ocpp_tls_cert, settings.ocpp_tls_key, settings.ocpp_tls_ca)
         except TlsError as error:
             problems.append(f"OCPP_TLS_CERT/OCPP_TLS_KEY/OCPP_TLS_CA: {error}")
+    first = settings.connector_instance or 0
+    if settings.ocpp_workers > 1 and first + settings.ocpp_workers > 64:
+        problems.append(
+            f"OCPP_WORKERS={settings.ocpp_workers} from CONNECTOR_INSTANCE={first} needs "
+            "instance numbers above 63"
+        )
     if settings.mqtt_tls and settings.embedded_broker:
         problems.append("MQTT_TLS needs MQTT_BROKER_HOST: the embedded broker has no TLS")
     elif settings.mqtt_tls_ca and not settings.mqtt_tls:

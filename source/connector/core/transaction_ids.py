@@ -4,6 +4,12 @@ Two sources make an id safe after a restart, even without a volume:
 - the clock: ids never fall below the seconds since 2020, so a restarted
   connector starts above anything it issued at up to one id per second;
 - the last id issued, kept retained on the broker and handed to `observe`.
+
+Several instances (CONTRACT §9) need no shared counter, which an instance's
+death could block: instance n issues only ids with id % 64 == n, above its
+own last id and the clock. One id in 64 per instance still lasts until 2088
+at up to one session a minute per instance, and above that the ids simply run
+ahead of the clock.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from collections.abc import Callable
 
 EPOCH_2020 = 1_577_836_800
 INT32_MAX = 2**31 - 1
+MAX_INSTANCES = 64
 
 
 class TransactionIds:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, instance: int | None = None) -> None:
+        """`instance`: this process's CONNECTOR_INSTANCE, or None for a single instance."""
         self._clock = clock
+        self._instance = instance
         self._last = self._clock_floor()
 
     def _clock_floor(self) -> int:
@@ -34,6 +43,9 @@ class TransactionIds:
 
     def next(self) -> int:
         candidate = max(self._last + 1, self._clock_floor())
+        if self._instance is not None:
+            # The next id of our residue class.
+            candidate += (self._instance - candidate) % MAX_INSTANCES
         if candidate > INT32_MAX:
             # Reached only after 2088, or after two billion sessions.
             raise OverflowError("transaction ids exhausted the int32 range")

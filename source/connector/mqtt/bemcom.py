@@ -69,7 +69,9 @@ class Bemcom:
         on_state: Callable[[str, bytes], None],
         mqtt_options: MqttOptions | None = None,
         max_keys_per_station: int = 5000,
+        instance: int | None = None,
     ) -> None:
+        """`instance`: CONNECTOR_INSTANCE (CONTRACT §9), or None for a single instance."""
         self.name = name
         self.version = version
         self._loop = loop
@@ -77,7 +79,17 @@ class Bemcom:
         self._on_state = on_state
         self.topic_heartbeat = f"{name}/heartbeat"
         self.topic_logs = f"{name}/logs"
-        self.topic_available = f"{name}/available_datapoints"
+        # Several instances: each lists its own keys, and cluster.py publishes the union.
+        self.topic_available = (
+            f"{name}/available_datapoints"
+            if instance is None
+            else f"{name}/instances/{instance}/available_datapoints"
+        )
+        self.topic_status = f"{name}/status"
+        # Topics of cluster.py: (topics, handler returning True when it took one).
+        self.other_topics: list[str] = []
+        self.on_other: Callable[[str, bytes, bool], bool] | None = None
+        self.on_connected: Callable[[], None] | None = None
         self.topic_map = f"{name}/datapoint_map"
         self.topic_raw = f"{name}/raw_message_to_db"
         self.topic_state = f"{name}/state/"
@@ -123,6 +135,11 @@ class Bemcom:
         self.link.subscribe([self.topic_map, self.topic_state + "#", self._sync_topic])
         # no_local: on MQTT 5 the broker never returns our own publishes there.
         self.link.subscribe(list(self.actuator_map), no_local=True)
+        if self.other_topics:
+            self.link.subscribe(self.other_topics)
+        self.link.publish(self.topic_status, b"online", qos=1, retain=True)
+        if self.on_connected is not None:
+            self.on_connected()
         self._send_sync()
         self._available_dirty.set()
 
@@ -146,6 +163,8 @@ class Bemcom:
                 # this topic comes back unretained and may be older than
                 # the state we hold by then.
                 self._on_state(topic[len(self.topic_state) :], payload)
+            elif self.on_other is not None and self.on_other(topic, payload, retained):
+                pass
             elif topic in self.actuator_map:
                 if self._is_own(topic, payload):
                     log.warning(
@@ -291,8 +310,10 @@ class MqttLogHandler(logging.Handler):
     being published (in the same thread) is skipped too.
     """
 
-    def __init__(self, link: MqttLink, topic: str, level: int) -> None:
+    def __init__(self, link: MqttLink, topic: str, level: int, instance: int | None = None) -> None:
+        """`instance`: with several instances, `emitter` is `<logger>@<n>` (CONTRACT §9)."""
         super().__init__(level)
+        self._suffix = f"@{instance}" if instance is not None else ""
         self._link = link
         self._topic = topic
         self._busy = threading.local()
@@ -308,7 +329,7 @@ class MqttLogHandler(logging.Handler):
             payload = {
                 "timestamp": int(record.created * 1000),
                 "msg": message,
-                "emitter": record.name,
+                "emitter": record.name + self._suffix,
                 "level": record.levelno,
             }
             self._link.publish(self._topic, json.dumps(payload, default=str), qos=0, retain=True)

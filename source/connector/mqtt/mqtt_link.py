@@ -68,6 +68,9 @@ class MqttOptions:
     max_queued: int = 100000
     # False: straight to MQTT 3.1.1, for a broker known to speak nothing else.
     mqtt5: bool = True
+    # (topic, payload) the broker publishes, retained, when we vanish.
+    will: tuple[str, bytes] | None = None
+    keepalive: int = KEEPALIVE
 
 
 class MqttLink:
@@ -136,7 +139,9 @@ class MqttLink:
         client.on_socket_close = self._paho_on_socket_close
         client.on_socket_register_write = self._paho_on_socket_register_write
         client.on_socket_unregister_write = self._paho_on_socket_unregister_write
-        client.connect_async(self.host, self.port, keepalive=KEEPALIVE)
+        if self._options.will is not None:
+            client.will_set(*self._options.will, qos=1, retain=True)
+        client.connect_async(self.host, self.port, keepalive=self._options.keepalive)
         return client
 
     def start(self) -> None:

@@ -56,6 +56,8 @@ class ServerOptions:
     compression: bool = False
     # OCPP_VERSIONS, oldest first.
     subprotocols: tuple[str, ...] = SUBPROTOCOLS
+    # SO_REUSEPORT: OCPP_WORKERS processes share the port (CONTRACT §9).
+    reuse_port: bool = False
 
 
 # Shared by every connection after its handshake; nothing writes to it.
@@ -163,6 +165,7 @@ class CentralSystem:
             open_timeout=options.handshake_timeout,
             ssl=options.ssl_context,
             compression="deflate" if options.compression else None,
+            reuse_port=options.reuse_port or None,
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
@@ -226,6 +229,15 @@ class CentralSystem:
     ) -> Response:
         log.warning("refused a station at %r with %d: %s", request.path[:100], status.value, reason)
         return connection.respond(status, reason + "\n")
+
+    def drop(self, cp_id: str, reason: str) -> None:
+        """Close a station's connection without reporting its end: it lives on
+        elsewhere (another instance took it over)."""
+        station = self.stations.pop(cp_id, None)
+        if station is not None:
+            closing = asyncio.create_task(station.close(1000, reason))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def _serve_station(self, connection: ServerConnection) -> None:
         assert connection.request is not None

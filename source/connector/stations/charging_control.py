@@ -56,8 +56,16 @@ class ChargingControl:
     # ---- requests from MQTT and the broker's retained state -----------
 
     def request(
-        self, station: Station | None, cp_id: str, connector_id: int, limit: float | None
+        self,
+        station: Station | None,
+        cp_id: str,
+        connector_id: int,
+        limit: float | None,
+        speaks: bool = True,
     ) -> None:
+        """`speaks`: False on an instance that neither holds the station nor
+        speaks for stations held nowhere (CONTRACT §9): it only remembers the
+        limit, for when the station connects to it."""
         if (
             limit is not None
             and station is not None
@@ -71,6 +79,8 @@ class ChargingControl:
             )
             return
         generation = self.store.set(cp_id, connector_id, limit)
+        if not speaks:
+            return
         self._save(cp_id)
         if station is None:
             log.warning(
@@ -184,8 +194,11 @@ class ChargingControl:
         caps = station.capabilities
         if caps.lacks_smart_charging:
             log.warning(
-                "%s: SupportedFeatureProfiles does not list SmartCharging; trying anyway",
+                "%s: %s; trying anyway",
                 station.id,
+                "SmartChargingCtrlr.Enabled is false"
+                if station.is_v2
+                else "SupportedFeatureProfiles does not list SmartCharging",
             )
         level = cp.stack_level(settings.ocpp_stack_level, caps.max_stack_level)
         rate = self._rate(

@@ -184,6 +184,8 @@ class Station:
 
     def __init__(self, cp_id: str, connection: Any, hooks: StationHooks) -> None:
         self.id = cp_id
+        # Set by the bridge with several instances: this connection's claim.
+        self.connection_id = ""
         self._connection = connection
         self._response_timeout = hooks.response_timeout
         self._call_lock = asyncio.Lock()

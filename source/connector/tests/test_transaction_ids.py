@@ -39,3 +39,20 @@ def test_exhaustion_is_an_error_not_a_wrap() -> None:
     ids = TransactionIds(clock=lambda: EPOCH_2020 + INT32_MAX)
     with pytest.raises(OverflowError):
         ids.next()
+
+
+def test_instances_never_share_an_id_and_keep_going_after_restarts() -> None:
+    clock = [1_700_000_000.0]
+    issued: set[int] = set()
+    last: dict[int, int] = {}  # what each instance kept on the broker
+    for _run in range(3):  # each instance restarts twice
+        for instance in (0, 1, 63):
+            ids = TransactionIds(lambda: clock[0], instance)
+            if instance in last:
+                ids.observe(last[instance])
+            new = [ids.next() for _ in range(50)]
+            assert all(i % 64 == instance and 0 < i <= INT32_MAX for i in new)
+            assert not issued & set(new)
+            issued |= set(new)
+            last[instance] = new[-1]
+        clock[0] += 1

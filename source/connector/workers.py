@@ -1,0 +1,104 @@
+"""OCPP_WORKERS=N: N instances on one machine, sharing OCPP_PORT (CONTRACT §9).
+
+Each worker is this program again, as instance CONNECTOR_INSTANCE + i (0 when
+unset), with SO_REUSEPORT on the port, so the kernel spreads stations over
+the workers and each worker uses a core. They act as one connector through
+the broker like any other instances. This process only supervises:
+- a worker that dies is started again after RESTART_DELAY s;
+- SIGTERM or SIGINT is passed on to the workers, one after the other, and
+  each stops gracefully (CONTRACT §7); one still running after STOP_TIMEOUT s
+  is killed;
+- with no MQTT_BROKER_HOST, the embedded broker runs here, for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from connector.mqtt.embedded_broker import EmbeddedBroker
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAIN = Path(__file__).resolve().parent / "main.py"
+RESTART_DELAY = 1.0
+STOP_TIMEOUT = 15.0
+
+
+class Workers:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.first = settings.connector_instance or 0
+        self._stop = asyncio.Event()
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+        self._env = dict(os.environ)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        broker: EmbeddedBroker | None = None
+        if self.settings.embedded_broker:
+            broker = EmbeddedBroker("127.0.0.1", self.settings.mqtt_broker_port)
+            await broker.start()
+            self._env["MQTT_BROKER_HOST"] = "127.0.0.1"
+            self._env["MQTT_BROKER_PORT"] = str(broker.port)
+            log.warning(
+                "MQTT_BROKER_HOST is empty: started the embedded broker on 127.0.0.1:%d "
+                "for the workers; it is for local trials only",
+                broker.port,
+            )
+        count = self.settings.ocpp_workers
+        log.info(
+            "starting %d workers, instances %d to %d, on port %d",
+            count,
+            self.first,
+            self.first + count - 1,
+            self.settings.ocpp_port,
+        )
+        keepers = [asyncio.create_task(self._keep(self.first + i)) for i in range(count)]
+        await self._stop.wait()
+        # One after the other, the lowest instance last: the last one standing
+        # knows it is, and sets <name>/status offline (CONTRACT §9).
+        for instance in sorted(self._processes, reverse=True):
+            process = self._processes[instance]
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+        await asyncio.gather(*keepers, return_exceptions=True)
+        if broker is not None:
+            await broker.stop()
+
+    async def _keep(self, instance: int) -> None:
+        """Run one worker; start it again when it dies, until we stop."""
+        env = {**self._env, "CONNECTOR_INSTANCE": str(instance), "OCPP_WORKERS": "1"}
+        while not self._stop.is_set():
+            process = await asyncio.create_subprocess_exec(sys.executable, str(MAIN), env=env)
+            self._processes[instance] = process
+            waiting = asyncio.ensure_future(process.wait())
+            stopping = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop.is_set():
+                stopping.cancel()
+                try:
+                    await asyncio.wait_for(waiting, STOP_TIMEOUT)
+                except TimeoutError:
+                    log.warning("worker %d did not stop in %s s; killed", instance, STOP_TIMEOUT)
+                    process.kill()
+                    await process.wait()
+                return
+            stopping.cancel()
+            log.warning(
+                "worker %d ended with code %s; starting it again in %s s",
+                instance,
+                process.returncode,
+                RESTART_DELAY,
+            )
+            await asyncio.sleep(RESTART_DELAY)
