@@ -23,7 +23,8 @@ With --runs K the targets take turns K times, and each figure is the median.
     python bench/fast_path.py --stations 1500 --seconds 20 --runs 3
     python bench/fast_path.py --stations 1500 --seconds 20 --runs 3 --ocpp 2.0.1
 
---ocpp 2.0.1 (or 2.1) runs the same load as OCPP 2.x stations: the same four
+--workers N runs the connector with OCPP_WORKERS=N (CPU and RSS are summed
+over its processes). --ocpp 2.0.1 (or 2.1) runs the same load as OCPP 2.x stations: the same four
 readings in 2.x's MeterValues (numbers, unitOfMeasure), mapped to the same keys.
 """
 
@@ -240,7 +241,9 @@ class Subscriber:
                 self.latencies.append(now - sample)
 
 
-def start_target(kind: str, ocpp_port: int, mqtt_port: int, name: str) -> subprocess.Popen[bytes]:
+def start_target(
+    kind: str, ocpp_port: int, mqtt_port: int, name: str, workers: int = 1
+) -> subprocess.Popen[bytes]:
     if kind == "passthrough":
         command = [
             sys.executable,
@@ -255,7 +258,7 @@ def start_target(kind: str, ocpp_port: int, mqtt_port: int, name: str) -> subpro
         env = dict(os.environ)
     else:
         command = [sys.executable, "source/connector/main.py"]
-        env = connector_env(name, mqtt_port, ocpp_port)
+        env = {**connector_env(name, mqtt_port, ocpp_port), "OCPP_WORKERS": str(workers)}
     # Its log, to look at after a run that went wrong.
     log_file = open(f"{tempfile.gettempdir()}/bench-fast-{kind}.log", "w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log_file)
@@ -284,7 +287,7 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
                 "actuator": {f"{COMMANDS}/{cp}": LIMIT.format(cp=cp) for cp in ids},
             },
         )
-    process = start_target(kind, ocpp_port, mqtt_port, name)
+    process = start_target(kind, ocpp_port, mqtt_port, name, args.workers)
     time.sleep(1)
     rss_before = rss_mib(process.pid)
     connect_by = time.time() + args.ramp
@@ -425,6 +428,7 @@ def main() -> None:
         default=1,
         help="sampled values the connector publishes per MeterValues (the passthrough: 1)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="OCPP_WORKERS of the connector")
     parser.add_argument("--ocpp", choices=sorted(FRAMES), default="1.6", help="stations' version")
     args = parser.parse_args()
     if not args.ramp:
