@@ -187,6 +187,8 @@ class Bridge:
         ]
         if self.cluster is not None:
             self._tasks.append(asyncio.create_task(self.cluster.run_union()))
+            if self.bemcom.ready.is_set():  # the retained claims are in
+                self.cluster.claims_of_earlier_run()
 
     def _start_cluster(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
         assert self.bemcom is not None and self.instance is not None

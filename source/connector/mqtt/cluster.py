@@ -187,9 +187,22 @@ class Cluster:
                 self._spawn(self._report_gone(held))
         self._union_dirty.set()
 
-    async def _report_gone(self, held: dict[str, Claim]) -> None:
+    def claims_of_earlier_run(self) -> None:
+        """After start, once the retained claims are in: stations an earlier run of
+        this instance held (it was killed, and came back before the others gave up
+        on it) get the same grace, and are reported by us."""
+        ours = self.ownership.ours()
+        held = {
+            cp: claim
+            for cp, claim in self.ownership.latest.items()
+            if claim.instance == self.instance and ours.get(cp) != claim.connection
+        }
+        if held:
+            self._spawn(self._report_gone(held, leader_only=False))
+
+    async def _report_gone(self, held: dict[str, Claim], leader_only: bool = True) -> None:
         await asyncio.sleep(DEAD_GRACE)
-        if not self.is_leader:
+        if leader_only and not self.is_leader:
             return  # the leader reports (a new leader, if the old one died too)
         for cp_id, claim in held.items():
             if self.ownership.latest.get(cp_id) == claim:  # nobody took it meanwhile

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from connector.simulator import SimulatedChargePoint, SimulatorOptions
 from connector.tests.conftest import Mosquitto, Probe, eventually, free_port, run
+from connector.tests.test_mqtt_reliability import energy_key, received_values, send_steadily
 
 pytestmark = pytest.mark.broker
 
@@ -144,6 +145,7 @@ class Station:
         self.sims: list[SimulatedChargePoint] = []
         self.connected = asyncio.Event()
         self.running = True
+        self._reader: asyncio.Task[None] | None = None
         self.task = asyncio.create_task(self._run())
 
     @property
@@ -156,7 +158,7 @@ class Station:
                 async with connect(self.url, subprotocols=["ocpp1.6"], open_timeout=3) as ws:  # type: ignore[list-item]
                     sim = SimulatedChargePoint(self.cp_id, ws, SimulatorOptions(meter_interval=0))
                     self.sims.append(sim)
-                    reader = asyncio.create_task(sim.start())
+                    self._reader = reader = asyncio.create_task(sim.start())
                     await sim.boot()
                     await sim.send_all_status()
                     self.connected.set()
@@ -169,6 +171,8 @@ class Station:
     async def close(self) -> None:
         self.running = False
         self.task.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
         with contextlib.suppress(BaseException):
             await self.task
 
@@ -417,3 +421,52 @@ def worker_pid(supervisor: int, instance: int) -> int:
         if f"CONNECTOR_INSTANCE={instance}".encode() in environ:
             return int(child)
     raise AssertionError(f"no worker runs instance {instance}")
+
+
+def test_a_broker_restart_with_three_instances_loses_no_value(tmp_path: Path, name: str) -> None:
+    """CONTRACT §7 with §9: values sent while Mosquitto is down for 5 s all arrive,
+    in order, from whichever instance holds each station."""
+    broker = Mosquitto(
+        tmp_path, f"allow_anonymous true\npersistence true\npersistence_location {tmp_path}/\n"
+    )
+    broker.start()
+    site = Site(broker, name)
+    site.start_all()
+    ids = [f"CP_{i}" for i in range(6)]
+
+    async def scenario() -> None:
+        probe = Probe(broker.port, name, session=f"restart-probe-{name}")
+        try:
+            probe.map(sensors=[energy_key(cp) for cp in ids])
+            await ports_open(site)
+            async with stations(site, ids) as running:
+                owners = await holders(probe, name, ids)
+                assert len(set(owners.values())) > 1
+                await asyncio.sleep(1.5)  # set-up done
+                sent: dict[str, list[float]] = {cp: [] for cp in ids}
+                stop = asyncio.Event()
+                senders = [
+                    asyncio.create_task(send_steadily(s.sim, sent[cp], stop))
+                    for cp, s in running.items()
+                ]
+                await asyncio.sleep(1)
+                broker.stop()
+                await asyncio.sleep(5)
+                broker.start()
+                await asyncio.sleep(2)
+                stop.set()
+                await asyncio.gather(*senders)
+
+                def complete() -> bool:
+                    return all(received_values(probe, energy_key(cp)) == sent[cp] for cp in ids)
+
+                await eventually(complete, timeout=40)
+                assert all(len(values) > 15 for values in sent.values())
+        finally:
+            probe.close()
+
+    try:
+        run(scenario(), timeout=150)
+    finally:
+        site.stop()
+        broker.stop()
