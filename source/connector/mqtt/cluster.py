@@ -174,8 +174,18 @@ class Cluster:
             return
         if payload == ONLINE:
             self.live.add(number)
-        else:  # offline: its will, or a clean stop
+        elif payload == OFFLINE:  # its will, or a clean stop
             self.live.discard(number)
+        else:
+            if payload:  # empty: a retained topic deleted by hand
+                log.warning(
+                    "ignored %r on %s%d: presence is online or offline",
+                    payload[:40],
+                    self.topic_instances,
+                    number,
+                )
+            return
+        if payload == OFFLINE:
             held = {cp: self.ownership.latest[cp] for cp in self.ownership.held_by(number)}
             if held:
                 log.warning(

@@ -219,6 +219,9 @@ def test_one_connector_from_three_instances(site: Site, probe: Probe, name: str)
             for n in INSTANCES:
                 await text_becomes(probe, f"{name}/instances/{n}", "online")
             assert texts(probe, f"{name}/status")[-1] == "online"
+            # Logs name their instance.
+            emitters = {m["emitter"] for m in probe.received(f"{name}/logs")}
+            assert {e.rsplit("@", 1)[-1] for e in emitters} == {"0", "1", "2"}, emitters
             # The stations are spread, and each is held by exactly one instance.
             owners = await holders(probe, name, ids)
             assert len(set(owners.values())) > 1, owners
