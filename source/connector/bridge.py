@@ -69,6 +69,10 @@ class Bridge:
         self.settings = settings
         self.version = version
         self.instance = settings.connector_instance
+        # OCPP_CONFIG, and execute_forget_station with direct topics (CONTRACT §10).
+        self.actuators = settings.ocpp_config + (
+            (act.FORGET_STATION,) if settings.mqtt_direct_topics else ()
+        )
         self.transaction_ids = TransactionIds(instance=self.instance)
         # Several instances (CONTRACT §9): each keeps its own last id.
         self._state_transaction_id = STATE_TRANSACTION_ID + (
@@ -130,6 +134,7 @@ class Bridge:
             ),
             max_keys_per_station=settings.ocpp_max_keys_per_station,
             instance=self.instance,
+            direct_topics=settings.mqtt_direct_topics,
         )
         if self.instance is not None:
             self._start_cluster(host, port, loop)
@@ -335,7 +340,7 @@ class Bridge:
 
     def _offer_actuators(self, station: Station, connector_id: int | None) -> None:
         assert self.bemcom is not None
-        for actuator in self.settings.ocpp_config:
+        for actuator in self.actuators:
             if not act.offered_on(actuator, connector_id, station.ocpp_version):
                 continue
             key = cmd.actuator_key(station.id, actuator, connector_id)
@@ -383,7 +388,7 @@ class Bridge:
     def _on_actuator(self, topic: str, key: str, payload: bytes) -> None:
         shown = payload[:200].decode("utf-8", "replace")
         try:
-            target = cmd.parse_actuator_key(key, self.settings.ocpp_config)
+            target = cmd.parse_actuator_key(key, self.actuators)
             value = cmd.parse_actuator_payload(payload)
             station, speaks = self._holder(target.cp_id)
             if not speaks:
@@ -397,6 +402,10 @@ class Bridge:
                 self.charging.request(station, target.cp_id, connector_id, limit, speaks)
             elif not speaks:
                 return  # the holder sends it, or the leader logs that no one holds it
+            elif target.actuator == act.FORGET_STATION:
+                assert self.bemcom is not None
+                removed = self.bemcom.forget_direct_topics(target.cp_id)
+                log.info("%s: forgotten: %d retained direct topics removed", target.cp_id, removed)
             elif target.actuator == cmd.TRIGGER_MESSAGE:
                 self._trigger(station, target, request)
             else:

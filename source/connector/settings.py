@@ -109,6 +109,8 @@ class Settings:
     # and the processes to start on this machine.
     connector_instance: int | None = None
     ocpp_workers: int = 1
+    # CONTRACT §10: every key on <name>/direct/..., and /set commands.
+    mqtt_direct_topics: bool = False
 
     @property
     def embedded_broker(self) -> bool:
@@ -319,6 +321,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OCPP_VERSIONS": ("ocpp_versions", parse_ocpp_versions),
     "CONNECTOR_INSTANCE": ("connector_instance", _int_in(0, 63)),
     "OCPP_WORKERS": ("ocpp_workers", _int_in(1, 64)),
+    "MQTT_DIRECT_TOPICS": ("mqtt_direct_topics", _parse_bool),
 }
 
 # Their values never appear in a message.

@@ -48,6 +48,10 @@ SET_VARIABLE_MONITORING = "execute_set_variable_monitoring"
 CLEAR_VARIABLE_MONITORING = "execute_clear_variable_monitoring"
 ADJUST_PERIODIC_EVENT_STREAM = "execute_adjust_periodic_event_stream"
 GET_PERIODIC_EVENT_STREAM = "execute_get_periodic_event_stream"
+# Not an OCPP call: removes what the connector keeps on the broker for the
+# station (CONTRACT §10). Offered whenever MQTT_DIRECT_TOPICS is on.
+FORGET_STATION = "execute_forget_station"
+FORGET = "ForgetStation"
 
 # Which keys an actuator is offered on.
 STATION = "station"  # <cp>__<actuator> only
@@ -200,7 +204,16 @@ def trigger_message_v2(value: Any, evse_id: int | None, version: str) -> tuple[s
     return "TriggerMessage", v2.trigger_message(v2.parse_trigger(value, version), evse_id)
 
 
+def forget_station(value: Any, connector_id: int | None) -> Request:
+    return Request(FORGET, {})
+
+
+def forget_station_v2(value: Any, evse_id: int | None, version: str) -> tuple[str, Any]:
+    return FORGET, {}
+
+
 ACTUATORS: dict[str, Actuator] = {
+    FORGET_STATION: Actuator(STATION, True, forget_station, forget_station_v2),
     cmd.SEND_CHARGING_PROFILE: Actuator(
         BOTH, 11000, send_charging_profile, send_charging_profile_v2
     ),

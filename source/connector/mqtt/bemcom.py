@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from connector.core import direct_topics as direct
 from connector.core.datapoint_map import InvalidMap, check_map, parse_datapoint_map
 from connector.core.datapoints import Datapoint, Scalar
 from connector.core.key_budget import KeyBudget
@@ -70,6 +71,7 @@ class Bemcom:
         mqtt_options: MqttOptions | None = None,
         max_keys_per_station: int = 5000,
         instance: int | None = None,
+        direct_topics: bool = False,
     ) -> None:
         """`instance`: CONNECTOR_INSTANCE (CONTRACT §9), or None for a single instance."""
         self.name = name
@@ -86,6 +88,8 @@ class Bemcom:
             else f"{name}/instances/{instance}/available_datapoints"
         )
         self.topic_status = f"{name}/status"
+        # MQTT_DIRECT_TOPICS (CONTRACT §10): every key on its own topic, and /set commands.
+        self.topic_direct = f"{name}/direct/" if direct_topics else None
         # Topics of cluster.py: (topics, handler returning True when it took one).
         self.other_topics: list[str] = []
         self.on_other: Callable[[str, bytes, bool], bool] | None = None
@@ -137,6 +141,8 @@ class Bemcom:
         self.link.subscribe(list(self.actuator_map), no_local=True)
         if self.other_topics:
             self.link.subscribe(self.other_topics)
+        if self.topic_direct is not None:
+            self.link.subscribe(direct.command_subscriptions(self.topic_direct), no_local=True)
         self.link.publish(self.topic_status, b"online", qos=1, retain=True)
         if self.on_connected is not None:
             self.on_connected()
@@ -165,6 +171,10 @@ class Bemcom:
                 self._on_state(topic[len(self.topic_state) :], payload)
             elif self.on_other is not None and self.on_other(topic, payload, retained):
                 pass
+            elif self.topic_direct is not None and topic.startswith(self.topic_direct):
+                key = direct.command_key(self.topic_direct, topic)
+                if key is not None and not retained:  # a kept command is no command
+                    self._on_actuator(topic, key, direct.command_payload(payload))
             elif topic in self.actuator_map:
                 if self._is_own(topic, payload):
                     log.warning(
@@ -233,6 +243,10 @@ class Bemcom:
             sensors[key] = (value, timestamp)
             if key in self.sensor_map:
                 self._publish_value(key, value, timestamp)
+            if self.topic_direct is not None:
+                payload = json.dumps({"value": value, "timestamp": timestamp})
+                topic = direct.sensor_topic(self.topic_direct, key)
+                self.link.publish(topic, payload, qos=QOS_VALUES, retain=True)
 
     @property
     def available_sensors(self) -> dict[str, Scalar]:
@@ -258,6 +272,17 @@ class Bemcom:
     def _is_own(self, topic: str, payload: bytes) -> bool:
         digest = hash(payload)
         return self._own_last.get(topic) == digest or (topic, digest) in self._own_recent
+
+    def forget_direct_topics(self, cp_id: str) -> int:
+        """Remove the station's retained direct topics (execute_forget_station)."""
+        if self.topic_direct is None:
+            return 0
+        prefix = cp_id + "__"
+        keys = [key for key in self._sensors if key.startswith(prefix)]
+        for key in keys:
+            topic = direct.sensor_topic(self.topic_direct, key)
+            self.link.publish(topic, b"", qos=QOS_VALUES, retain=True)
+        return len(keys)
 
     def offer_actuators(self, keys: list[str], example: Scalar) -> None:
         for key in keys:

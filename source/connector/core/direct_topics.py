@@ -1,0 +1,52 @@
+"""Pure: datapoint keys <-> the direct topics of CONTRACT §10 (MQTT_DIRECT_TOPICS).
+
+- A sensor key `<cp>__<a>__<b>` is published on `<name>/direct/<cp>/<a>/<b>`.
+- A command on `<name>/direct/<cp>/<actuator>[/<connectorId>]/set` is the
+  actuator key `<cp>__<actuator>[__<connectorId>]`, with a plain value or a
+  BEMCom value payload.
+The station id is percent-encoded in topics: an id may hold `/`, `+` or `#`,
+which would change a topic's meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote, unquote
+
+from connector.core.datapoints import SEP
+
+SET = "set"
+
+
+def sensor_topic(prefix: str, key: str) -> str:
+    """`prefix` is `<name>/direct/`."""
+    cp_id, _, rest = key.partition(SEP)
+    return prefix + quote(cp_id, safe="") + "/" + rest.replace(SEP, "/")
+
+
+def command_subscriptions(prefix: str) -> list[str]:
+    return [f"{prefix}+/+/{SET}", f"{prefix}+/+/+/{SET}"]
+
+
+def command_key(prefix: str, topic: str) -> str | None:
+    """The actuator key of a `…/set` topic; None for any other topic under the
+    prefix (our own sensor topics among them: a variable may be named `set`)."""
+    if not topic.startswith(prefix) or not topic.endswith("/" + SET):
+        return None
+    parts = topic[len(prefix) : -len(SET) - 1].split("/")
+    if len(parts) not in (2, 3) or not parts[1].startswith("execute_"):
+        return None
+    return SEP.join([unquote(parts[0]), *parts[1:]])
+
+
+def command_payload(payload: bytes) -> bytes:
+    """A BEMCom value payload as it is; a plain value (`11000`, `null`, `Soft`,
+    `{"vendorId": …}`) wrapped into one."""
+    text = payload.decode("utf-8", "replace").strip()
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        decoded = text  # a bare word: the value itself
+    if isinstance(decoded, dict) and "value" in decoded:
+        return payload
+    return json.dumps({"value": decoded}).encode()
