@@ -71,7 +71,7 @@ class Bridge:
         self.instance = settings.connector_instance
         # OCPP_CONFIG, and execute_forget_station with direct topics (CONTRACT §10).
         self.actuators = settings.ocpp_config + (
-            (act.FORGET_STATION,) if settings.mqtt_direct_topics else ()
+            (act.FORGET_STATION,) if settings.direct_topics else ()
         )
         self.transaction_ids = TransactionIds(instance=self.instance)
         # Several instances (CONTRACT §9): each keeps its own last id.
@@ -134,7 +134,10 @@ class Bridge:
             ),
             max_keys_per_station=settings.ocpp_max_keys_per_station,
             instance=self.instance,
-            direct_topics=settings.mqtt_direct_topics,
+            direct_topics=settings.direct_topics,
+            discovery_prefix=settings.homeassistant_discovery_prefix
+            if settings.homeassistant_discovery
+            else None,
         )
         if self.instance is not None:
             self._start_cluster(host, port, loop)
@@ -405,7 +408,11 @@ class Bridge:
             elif target.actuator == act.FORGET_STATION:
                 assert self.bemcom is not None
                 removed = self.bemcom.forget_direct_topics(target.cp_id)
-                log.info("%s: forgotten: %d retained direct topics removed", target.cp_id, removed)
+                log.info(
+                    "%s: forgotten: its retained direct topics (%d) and discovery removed",
+                    target.cp_id,
+                    removed,
+                )
             elif target.actuator == cmd.TRIGGER_MESSAGE:
                 self._trigger(station, target, request)
             else:

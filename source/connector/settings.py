@@ -111,6 +111,13 @@ class Settings:
     ocpp_workers: int = 1
     # CONTRACT §10: every key on <name>/direct/..., and /set commands.
     mqtt_direct_topics: bool = False
+    homeassistant_discovery: bool = False
+    homeassistant_discovery_prefix: str = "homeassistant"
+
+    @property
+    def direct_topics(self) -> bool:
+        """Discovery reads the direct topics, so it turns them on."""
+        return self.mqtt_direct_topics or self.homeassistant_discovery
 
     @property
     def embedded_broker(self) -> bool:
@@ -269,6 +276,13 @@ def parse_ocpp_config(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _topic_prefix(raw: str) -> str:
+    value = raw.strip().strip("/")
+    if not value or any(c in value for c in "+#") or any(c.isspace() for c in value):
+        raise ValueError("allowed: an MQTT topic prefix without wildcards or spaces")
+    return value
+
+
 def parse_ocpp_versions(raw: str) -> tuple[str, ...]:
     """A comma-separated list of subprotocols, kept in the order of OCPP_SUBPROTOCOLS."""
     names = {part.strip() for part in raw.split(",") if part.strip()}
@@ -322,6 +336,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CONNECTOR_INSTANCE": ("connector_instance", _int_in(0, 63)),
     "OCPP_WORKERS": ("ocpp_workers", _int_in(1, 64)),
     "MQTT_DIRECT_TOPICS": ("mqtt_direct_topics", _parse_bool),
+    "HOMEASSISTANT_DISCOVERY": ("homeassistant_discovery", _parse_bool),
+    "HOMEASSISTANT_DISCOVERY_PREFIX": ("homeassistant_discovery_prefix", _topic_prefix),
 }
 
 # Their values never appear in a message.

@@ -24,6 +24,7 @@ from connector.core import direct_topics as direct
 from connector.core.datapoint_map import InvalidMap, check_map, parse_datapoint_map
 from connector.core.datapoints import Datapoint, Scalar
 from connector.core.key_budget import KeyBudget
+from connector.mqtt.discovery import Discovery
 from connector.mqtt.mqtt_link import MqttLink, MqttOptions
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Bemcom:
         max_keys_per_station: int = 5000,
         instance: int | None = None,
         direct_topics: bool = False,
+        discovery_prefix: str | None = None,
     ) -> None:
         """`instance`: CONNECTOR_INSTANCE (CONTRACT §9), or None for a single instance."""
         self.name = name
@@ -124,6 +126,12 @@ class Bemcom:
             self._connected,
             self._message,
             mqtt_options,
+        )
+        # HOMEASSISTANT_DISCOVERY (CONTRACT §10); it reads the direct topics.
+        self.discovery = (
+            Discovery(self.link, name, discovery_prefix, self._latest)
+            if discovery_prefix is not None and self.topic_direct is not None
+            else None
         )
 
     def start(self) -> None:
@@ -233,14 +241,25 @@ class Bemcom:
 
     # ---- outgoing --------------------------------------------------
 
+    def _latest(self, key: str) -> Scalar:
+        entry = self._sensors.get(key)
+        return entry[0] if entry is not None else None
+
     def publish_datapoints(self, datapoints: list[Datapoint]) -> None:
         sensors = self._sensors
+        discovery = self.discovery
         for key, value, timestamp in datapoints:
-            if key not in sensors:
+            new = key not in sensors
+            if new:
                 if not self._budget.admit(key):
                     continue
                 self._available_dirty.set()
             sensors[key] = (value, timestamp)
+            if discovery is not None:
+                if new:
+                    discovery.new_key(key)
+                elif "__BootNotification__" in key:
+                    discovery.value_changed(key)
             if key in self.sensor_map:
                 self._publish_value(key, value, timestamp)
             if self.topic_direct is not None:
@@ -277,6 +296,8 @@ class Bemcom:
         """Remove the station's retained direct topics (execute_forget_station)."""
         if self.topic_direct is None:
             return 0
+        if self.discovery is not None:
+            self.discovery.forget(cp_id)
         prefix = cp_id + "__"
         keys = [key for key in self._sensors if key.startswith(prefix)]
         for key in keys:

@@ -1,0 +1,93 @@
+"""Publishes Home Assistant discovery (HOMEASSISTANT_DISCOVERY, CONTRACT §10).
+
+Configurations are retained and published once per entity: when a station
+first reports the key behind it, and again only when the device changes (a
+BootNotification with another model or firmware, or a restart of the
+connector). They are removed (an empty retained message) only when the
+operator asks, with execute_forget_station. core/ha_discovery.py builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from connector.core import ha_discovery as ha
+from connector.core.datapoints import SEP
+from connector.mqtt.mqtt_link import MqttLink
+
+log = logging.getLogger(__name__)
+
+# BootNotification fields that make the device (1.6 and 2.x names).
+DEVICE_FIELDS = (
+    "chargePointVendor",
+    "chargePointModel",
+    "firmwareVersion",
+    "chargingStation.vendorName",
+    "chargingStation.model",
+    "chargingStation.firmwareVersion",
+)
+
+
+class Discovery:
+    def __init__(self, link: MqttLink, name: str, prefix: str, value: Callable[[str], Any]) -> None:
+        """`value(key)`: the latest value of a sensor key, or None."""
+        self._link = link
+        self._name = name
+        self._prefix = prefix
+        self._value = value
+        # cp -> {config topic: sensor key, or "" for the controls}
+        self._published: dict[str, dict[str, str]] = {}
+        self._devices: dict[str, dict[str, Any]] = {}
+
+    def _boot(self, cp_id: str) -> dict[str, Any]:
+        return {f: self._value(f"{cp_id}{SEP}BootNotification{SEP}{f}") for f in DEVICE_FIELDS}
+
+    def new_key(self, key: str) -> None:
+        """A sensor key seen for the first time."""
+        cp_id = key.split(SEP, 1)[0]
+        boot = self._boot(cp_id)
+        if cp_id not in self._published:
+            self._published[cp_id] = {}
+            self._devices[cp_id] = ha.device(cp_id, boot)
+            for entity in ha.control_entities(self._name, cp_id, boot, None):
+                self._publish(cp_id, entity, "")
+        entity = ha.sensor_entity(self._name, cp_id, key, boot)
+        if entity is not None:
+            self._publish(cp_id, entity, key)
+
+    def value_changed(self, key: str) -> None:
+        """A BootNotification may change the device: publish its entities again."""
+        cp_id, _, rest = key.partition(SEP)
+        if not rest.startswith("BootNotification") or cp_id not in self._published:
+            return
+        boot = self._boot(cp_id)
+        if ha.device(cp_id, boot) == self._devices.get(cp_id):
+            return
+        self._devices[cp_id] = ha.device(cp_id, boot)
+        for topic, source in list(self._published[cp_id].items()):
+            entity = (
+                ha.sensor_entity(self._name, cp_id, source, boot)
+                if source
+                else next(
+                    e
+                    for e in ha.control_entities(self._name, cp_id, boot, None)
+                    if ha.config_topic(self._prefix, cp_id, e) == topic
+                )
+            )
+            if entity is not None:
+                self._publish(cp_id, entity, source)
+
+    def forget(self, cp_id: str) -> int:
+        topics = self._published.pop(cp_id, {})
+        self._devices.pop(cp_id, None)
+        for topic in topics:
+            self._link.publish(topic, b"", qos=1, retain=True)
+        return len(topics)
+
+    def _publish(self, cp_id: str, entity: ha.Entity, source: str) -> None:
+        topic = ha.config_topic(self._prefix, cp_id, entity)
+        self._published[cp_id][topic] = source
+        self._link.publish(topic, json.dumps(entity.config), qos=1, retain=True)
