@@ -138,6 +138,7 @@ class Bridge:
             discovery_prefix=settings.homeassistant_discovery_prefix
             if settings.homeassistant_discovery
             else None,
+            offered=self.actuators,
         )
         if self.instance is not None:
             self._start_cluster(host, port, loop)

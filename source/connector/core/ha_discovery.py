@@ -156,9 +156,14 @@ def sensor_entity(name: str, cp_id: str, key: str, boot: dict[str, Any]) -> Enti
 
 
 def control_entities(
-    name: str, cp_id: str, boot: dict[str, Any], max_power_w: float | None
+    name: str,
+    cp_id: str,
+    boot: dict[str, Any],
+    max_power_w: float | None,
+    offered: tuple[str, ...] = ("execute_send_charging_profile", "execute_trigger_message"),
 ) -> list[Entity]:
-    """The charging limit (a number) and a button that triggers MeterValues."""
+    """The charging limit (a number) and a button that triggers MeterValues,
+    each where its actuator is offered (OCPP_CONFIG; both are by default)."""
     direct = f"{name}/direct/"
     station = sensor_topic(direct, f"{cp_id}{SEP}x")[: -len("/x")]
     oid = station_object_id(cp_id)
@@ -192,4 +197,79 @@ def control_entities(
             **common,
         },
     )
-    return [limit, trigger]
+    return [
+        entity
+        for entity, actuator in (
+            (limit, "execute_send_charging_profile"),
+            (trigger, "execute_trigger_message"),
+        )
+        if actuator in offered
+    ]
+
+
+def connector_entities(
+    name: str,
+    cp_id: str,
+    connector: str,
+    status_field: str,
+    boot: dict[str, Any],
+    offered: tuple[str, ...],
+) -> list[Entity]:
+    """Per connector (EVSE), for the actuators OCPP_CONFIG offers: start and stop
+    buttons (remote start with the id tag `HomeAssistant`, remote stop of the
+    running transaction) and an availability switch."""
+    direct = f"{name}/direct/"
+    station = sensor_topic(direct, f"{cp_id}{SEP}x")[: -len("/x")]
+    oid = station_object_id(cp_id)
+    common = {"device": device(cp_id, boot), **_availability(name, direct, cp_id)}
+    entities = []
+    if "execute_remote_start_transaction" in offered:
+        entities.append(
+            Entity(
+                "button",
+                f"start_{connector}",
+                {
+                    "name": f"Start charging {connector}",
+                    "unique_id": f"ocpp_{oid}_start_{connector}",
+                    "command_topic": f"{station}/execute_remote_start_transaction/{connector}/set",
+                    "payload_press": "HomeAssistant",
+                    **common,
+                },
+            )
+        )
+    if "execute_remote_stop_transaction" in offered:
+        entities.append(
+            Entity(
+                "button",
+                f"stop_{connector}",
+                {
+                    "name": f"Stop charging {connector}",
+                    "unique_id": f"ocpp_{oid}_stop_{connector}",
+                    "command_topic": f"{station}/execute_remote_stop_transaction/{connector}/set",
+                    "payload_press": "1",
+                    **common,
+                },
+            )
+        )
+    if "execute_change_availability" in offered:
+        entities.append(
+            Entity(
+                "switch",
+                f"available_{connector}",
+                {
+                    "name": f"Available {connector}",
+                    "unique_id": f"ocpp_{oid}_available_{connector}",
+                    "command_topic": f"{station}/execute_change_availability/{connector}/set",
+                    "payload_on": "Operative",
+                    "payload_off": "Inoperative",
+                    # `status` (1.6) or `connectorStatus` (2.x); both say Unavailable.
+                    "state_topic": f"{station}/StatusNotification/{connector}/{status_field}",
+                    "value_template": "{{ 'Inoperative' if value_json.value == 'Unavailable' "
+                    "else 'Operative' }}",
+                    "state_on": "Operative",
+                    "state_off": "Inoperative",
+                    **common,
+                },
+            )
+        )
+    return entities

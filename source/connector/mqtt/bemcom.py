@@ -74,6 +74,7 @@ class Bemcom:
         instance: int | None = None,
         direct_topics: bool = False,
         discovery_prefix: str | None = None,
+        offered: tuple[str, ...] = (),
     ) -> None:
         """`instance`: CONNECTOR_INSTANCE (CONTRACT §9), or None for a single instance."""
         self.name = name
@@ -129,7 +130,7 @@ class Bemcom:
         )
         # HOMEASSISTANT_DISCOVERY (CONTRACT §10); it reads the direct topics.
         self.discovery = (
-            Discovery(self.link, name, discovery_prefix, self._latest)
+            Discovery(self.link, name, discovery_prefix, self._latest, offered)
             if discovery_prefix is not None and self.topic_direct is not None
             else None
         )

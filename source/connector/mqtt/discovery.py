@@ -32,13 +32,23 @@ DEVICE_FIELDS = (
 
 
 class Discovery:
-    def __init__(self, link: MqttLink, name: str, prefix: str, value: Callable[[str], Any]) -> None:
-        """`value(key)`: the latest value of a sensor key, or None."""
+    def __init__(
+        self,
+        link: MqttLink,
+        name: str,
+        prefix: str,
+        value: Callable[[str], Any],
+        offered: tuple[str, ...] = (),
+    ) -> None:
+        """`value(key)`: the latest value of a sensor key, or None; `offered`: the
+        actuators offered (OCPP_CONFIG), for the per-connector controls."""
+        self._offered = offered
         self._link = link
         self._name = name
         self._prefix = prefix
         self._value = value
-        # cp -> {config topic: sensor key, or "" for the controls}
+        # cp -> {config topic: what it was built from: a sensor key, "" for the
+        # station's controls, or "<connector>|<status field>" for a connector's}
         self._published: dict[str, dict[str, str]] = {}
         self._devices: dict[str, dict[str, Any]] = {}
 
@@ -52,11 +62,26 @@ class Discovery:
         if cp_id not in self._published:
             self._published[cp_id] = {}
             self._devices[cp_id] = ha.device(cp_id, boot)
-            for entity in ha.control_entities(self._name, cp_id, boot, None):
+            for entity in ha.control_entities(self._name, cp_id, boot, None, self._offered):
                 self._publish(cp_id, entity, "")
         entity = ha.sensor_entity(self._name, cp_id, key, boot)
         if entity is not None:
             self._publish(cp_id, entity, key)
+            parts = key.split(SEP)
+            if entity.object_id.startswith("status_") and parts[2] != "0":
+                source = f"{parts[2]}|{parts[3]}"
+                for control in self._built(cp_id, source, boot):
+                    self._publish(cp_id, control, source)
+
+    def _built(self, cp_id: str, source: str, boot: dict[str, Any]) -> list[ha.Entity]:
+        """The entities made from one source (see _published)."""
+        if "|" in source:
+            connector, field = source.split("|")
+            return ha.connector_entities(self._name, cp_id, connector, field, boot, self._offered)
+        if not source:
+            return ha.control_entities(self._name, cp_id, boot, None, self._offered)
+        entity = ha.sensor_entity(self._name, cp_id, source, boot)
+        return [entity] if entity is not None else []
 
     def value_changed(self, key: str) -> None:
         """A BootNotification may change the device: publish its entities again."""
@@ -67,17 +92,8 @@ class Discovery:
         if ha.device(cp_id, boot) == self._devices.get(cp_id):
             return
         self._devices[cp_id] = ha.device(cp_id, boot)
-        for topic, source in list(self._published[cp_id].items()):
-            entity = (
-                ha.sensor_entity(self._name, cp_id, source, boot)
-                if source
-                else next(
-                    e
-                    for e in ha.control_entities(self._name, cp_id, boot, None)
-                    if ha.config_topic(self._prefix, cp_id, e) == topic
-                )
-            )
-            if entity is not None:
+        for source in set(self._published[cp_id].values()):
+            for entity in self._built(cp_id, source, boot):
                 self._publish(cp_id, entity, source)
 
     def forget(self, cp_id: str) -> int:

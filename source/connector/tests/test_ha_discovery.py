@@ -123,6 +123,34 @@ def test_configs_read_direct_topics_and_need_both_availabilities() -> None:
     assert button.config["command_topic"] == "n/direct/CP/execute_trigger_message/set"
 
 
+@pytest.mark.parametrize(
+    ("offered", "object_ids"),
+    [
+        ((), []),
+        (("execute_remote_start_transaction",), ["start_2"]),
+        (
+            (
+                "execute_remote_start_transaction",
+                "execute_remote_stop_transaction",
+                "execute_change_availability",
+            ),
+            ["start_2", "stop_2", "available_2"],
+        ),
+    ],
+)
+def test_connector_controls_follow_what_is_offered(
+    offered: tuple[str, ...], object_ids: list[str]
+) -> None:
+    entities = ha.connector_entities("n", "CP", "2", "connectorStatus", {}, offered)
+    assert [e.object_id for e in entities] == object_ids
+    for entity in entities:
+        assert entity.config["command_topic"].startswith("n/direct/CP/execute_")
+        assert entity.config["command_topic"].endswith("/2/set")
+    switch = [e for e in entities if e.component == "switch"]
+    if switch:
+        assert switch[0].config["state_topic"] == "n/direct/CP/StatusNotification/2/connectorStatus"
+
+
 def configs(probe: Probe, prefix: str) -> dict[str, list[bytes]]:
     found: dict[str, list[bytes]] = {}
     with probe._lock:
@@ -145,6 +173,11 @@ def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
             mosquitto.port,
             homeassistant_discovery=True,
             homeassistant_discovery_prefix=prefix,
+            ocpp_config=(
+                "execute_send_charging_profile",
+                "execute_trigger_message",
+                "execute_remote_start_transaction",
+            ),
         )
         async with running_connector(settings) as bridge:
             async with simulated_station(bridge, "CP_1", SimulatorOptions(meter_interval=0)) as sim:
@@ -161,6 +194,7 @@ def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
                     ("sensor", "voltage_1_L1_N"),
                     ("number", "charging_limit"),
                     ("button", "trigger_meter_values"),
+                    ("button", "start_1"),
                 ):
                     assert device % (component, object_id) in found, (component, object_id)
                 config = json.loads(found[energy][-1])
@@ -184,6 +218,15 @@ def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
                 await eventually(
                     lambda: {"requestedMessage": "MeterValues"} in sim.calls("TriggerMessage")
                 )
+                start = json.loads(found[device % ("button", "start_1")][-1])
+                probe.publish(start["command_topic"], start["payload_press"].encode())
+                await eventually(
+                    lambda: (
+                        {"idTag": "HomeAssistant", "connectorId": 1}
+                        in sim.calls("RemoteStartTransaction")
+                    )
+                )
+                assert device % ("switch", "available_1") not in found  # not offered
                 # Forget removes the configurations.
                 probe.publish(f"{name}/direct/CP_1/execute_forget_station/set", b"1")
                 await eventually(lambda: all(p[-1] == b"" for p in configs(probe, prefix).values()))
