@@ -48,6 +48,15 @@ class Entity:
     config: dict[str, Any]
 
 
+def evse_power(key: str, value: Any) -> float | None:
+    """An EVSE's power (2.x device model `EVSE@<n>.Power`, in W), or None."""
+    if not key.endswith("__Power") or "__Variable__EVSE@" not in key:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1e7:
+        return None
+    return float(value)
+
+
 def station_object_id(cp_id: str) -> str:
     """The id in topics and unique ids: letters, digits, `_` and `-` only; an id
     that needed changing gets a short hash, so two ids never share a topic."""

@@ -51,6 +51,9 @@ class Discovery:
         # station's controls, or "<connector>|<status field>" for a connector's}
         self._published: dict[str, dict[str, str]] = {}
         self._devices: dict[str, dict[str, Any]] = {}
+        # cp -> the largest EVSE power the station reported (2.x `EVSE@<n>.Power`):
+        # the charging limit number's maximum.
+        self._max_power: dict[str, float] = {}
 
     def _boot(self, cp_id: str) -> dict[str, Any]:
         return {f: self._value(f"{cp_id}{SEP}BootNotification{SEP}{f}") for f in DEVICE_FIELDS}
@@ -62,7 +65,12 @@ class Discovery:
         if cp_id not in self._published:
             self._published[cp_id] = {}
             self._devices[cp_id] = ha.device(cp_id, boot)
-            for entity in ha.control_entities(self._name, cp_id, boot, None, self._offered):
+            for entity in self._built(cp_id, "", boot):
+                self._publish(cp_id, entity, "")
+        power = ha.evse_power(key, self._value(key))
+        if power is not None and power > self._max_power.get(cp_id, 0):
+            self._max_power[cp_id] = power
+            for entity in self._built(cp_id, "", boot):
                 self._publish(cp_id, entity, "")
         entity = ha.sensor_entity(self._name, cp_id, key, boot)
         if entity is not None:
@@ -79,7 +87,8 @@ class Discovery:
             connector, field = source.split("|")
             return ha.connector_entities(self._name, cp_id, connector, field, boot, self._offered)
         if not source:
-            return ha.control_entities(self._name, cp_id, boot, None, self._offered)
+            maximum = self._max_power.get(cp_id)
+            return ha.control_entities(self._name, cp_id, boot, maximum, self._offered)
         entity = ha.sensor_entity(self._name, cp_id, source, boot)
         return [entity] if entity is not None else []
 
@@ -97,6 +106,7 @@ class Discovery:
                 self._publish(cp_id, entity, source)
 
     def forget(self, cp_id: str) -> int:
+        self._max_power.pop(cp_id, None)
         topics = self._published.pop(cp_id, {})
         self._devices.pop(cp_id, None)
         for topic in topics:

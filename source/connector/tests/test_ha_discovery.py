@@ -151,6 +151,26 @@ def test_connector_controls_follow_what_is_offered(
         assert switch[0].config["state_topic"] == "n/direct/CP/StatusNotification/2/connectorStatus"
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "power"),
+    [
+        ("CP__Variable__EVSE@1__Power", 11000.0, 11000.0),
+        ("CP__Variable__EVSE@2__Power", 7400, 7400.0),
+        ("CP__Variable__EVSE@1__Power", "11000", None),
+        ("CP__Variable__EVSE@1__Power", -1, None),
+        ("CP__Variable__SmartChargingCtrlr__Power", 11000, None),
+        ("CP__MeterValues__1__Power.Active.Import__W", 11000, None),
+    ],
+)
+def test_the_largest_power_comes_from_the_device_model(key: str, value: Any, power: Any) -> None:
+    assert ha.evse_power(key, value) == power
+
+
+def test_the_limit_maximum_follows_the_station() -> None:
+    limit = ha.control_entities("n", "CP", {}, 11000.0)[0]
+    assert limit.config["max"] == 11000.0
+
+
 def configs(probe: Probe, prefix: str) -> dict[str, list[bytes]]:
     found: dict[str, list[bytes]] = {}
     with probe._lock:
@@ -266,3 +286,35 @@ def test_availability_goes_offline_when_the_connector_is_killed(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.broker
+def test_the_limit_maximum_of_a_2x_station_comes_from_its_report(
+    mosquitto: Mosquitto, name: str
+) -> None:
+    prefix = f"ha-{name}"
+    probe = Probe(mosquitto.port, name)
+    probe.client.subscribe(f"{prefix}/#", qos=1)
+    number = f"{prefix}/number/ocpp_CP_2/charging_limit/config"
+
+    async def scenario() -> None:
+        settings = test_settings(
+            name,
+            mosquitto.port,
+            homeassistant_discovery=True,
+            homeassistant_discovery_prefix=prefix,
+        )
+        async with running_connector(settings) as bridge:
+            options = SimulatorOptions(meter_interval=0, max_power_w=7400)
+            async with simulated_station(bridge, "CP_2", options, version="2.0.1") as sim:
+                await eventually(lambda: number in configs(probe, prefix))
+                assert json.loads(configs(probe, prefix)[number][-1])["max"] == 22000
+                await sim._report(1)  # NotifyReport with EVSE@1.Power
+                await eventually(
+                    lambda: json.loads(configs(probe, prefix)[number][-1])["max"] == 7400
+                )
+
+    try:
+        run(scenario())
+    finally:
+        probe.close()
