@@ -12,9 +12,11 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -72,6 +74,8 @@ class Site:
     def start_all(self) -> None:
         for instance in INSTANCES:
             self.start(instance)
+        for instance in INSTANCES:
+            self._listening(instance)
         env = {
             **os.environ,
             "HAPROXY_BIND": f"127.0.0.1:{self.front}",
@@ -83,6 +87,24 @@ class Site:
             stdout=subprocess.DEVNULL,
             stderr=open(f"{tempfile.gettempdir()}/{self.name}-haproxy.log", "ab"),
         )
+
+    def _listening(self, instance: int, tries: int = 3) -> None:
+        """Wait until the instance listens. A free port can be taken between our
+        look and its bind (an outgoing connection's local port): then it exits,
+        and starts again on another port."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.ports[instance]), timeout=1),
+            ):
+                return
+            if self.processes[instance].poll() is not None and tries > 0:
+                self.ports[instance] = free_port()
+                self.start(instance)
+                return self._listening(instance, tries - 1)
+            time.sleep(0.05)
+        raise AssertionError(f"instance {instance} does not listen")
 
     def kill(self, instance: int) -> None:
         self.processes[instance].send_signal(signal.SIGKILL)
@@ -132,7 +154,15 @@ async def ports_open(site: Site) -> None:
             raise AssertionError(f"port {port} did not open")
     # HAProxy's checks found them all (until then, it hashes over fewer).
     log = Path(f"{tempfile.gettempdir()}/{site.name}-haproxy.log")
-    await eventually(lambda: "3 active and 0 backup servers online" in log.read_text(), 15)
+
+    def all_up() -> bool:
+        text = log.read_text()
+        # Every instance listens before HAProxy starts, so its checks find them
+        # up; a server it saw down is back once it says so.
+        return "DOWN" not in text or "3 active and 0 backup servers online" in text
+
+    await asyncio.sleep(0.5)
+    await eventually(all_up, 15)
 
 
 class Station:
