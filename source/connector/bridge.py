@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -203,13 +204,9 @@ class Bridge:
         assert self.bemcom is not None and self.instance is not None
         settings = self.settings
         name = settings.connector_name
-        presence_options = MqttOptions(
-            username=settings.mqtt_broker_username,
-            password=settings.mqtt_broker_password,
-            tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
-            mqtt5=not settings.embedded_broker,
-            will=(f"{name}/instances/{self.instance}", b"offline"),
-            keepalive=CLUSTER_KEEPALIVE,
+        # The main connection's options, with a will of its own (one per connection).
+        presence_options = replace(
+            self.bemcom.link.options, will=(f"{name}/instances/{self.instance}", b"offline")
         )
         self._presence = MqttLink(
             host,

@@ -28,6 +28,8 @@ from connector.core.commands import (
     checked_url,
     checked_whole,
     format_time,
+    json_object,
+    only_fields,
 )
 from connector.core.datapoints import SEP, Datapoint
 from connector.core.datapoints_v2 import stream_settings
@@ -148,19 +150,8 @@ def get_configuration(value: Any, connector_id: int | None) -> Request:
 
 
 def data_transfer(value: Any, connector_id: int | None) -> Request:
-    message = value
-    if isinstance(value, str):
-        try:
-            message = json.loads(value)
-        except ValueError:
-            raise InvalidCommand('the value must be a JSON object {"vendorId", ...}') from None
-    if not isinstance(message, dict):
-        raise InvalidCommand('the value must be a JSON object {"vendorId", ...}')
-    unknown = set(message) - {"vendorId", "messageId", "data"}
-    if unknown:
-        raise InvalidCommand(
-            f"unknown field {sorted(unknown)[0]!r}; allowed: vendorId, messageId, data"
-        )
+    message = json_object(value, '{"vendorId", ...}')
+    only_fields(message, ("vendorId", "messageId", "data"))
     payload = {"vendorId": checked_text(message.get("vendorId"), "vendorId", 255)}
     if message.get("messageId") is not None:
         payload["messageId"] = checked_text(message["messageId"], "messageId", 50)

@@ -178,6 +178,24 @@ def checked_url(value: Any, what: str) -> str:
     return text
 
 
+def json_object(value: Any, shape: str) -> dict[str, Any]:
+    """An actuator value that is a JSON object, or a string holding one."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            raise InvalidCommand(f"the value must be a JSON object {shape}") from None
+    if not isinstance(value, dict):
+        raise InvalidCommand(f"the value must be a JSON object {shape}")
+    return value
+
+
+def only_fields(message: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(message) - set(allowed))
+    if unknown:
+        raise InvalidCommand(f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}")
+
+
 def format_time(moment: datetime) -> str:
     """UTC in ISO 8601 with a Z, as OCPP stations expect."""
     utc = moment.astimezone(UTC).replace(tzinfo=None)

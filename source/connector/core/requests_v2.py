@@ -9,7 +9,6 @@ station version, between these builders and the 1.6 ones.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from connector.core.commands import (
     checked_url,
     checked_whole,
     format_time,
+    json_object,
+    only_fields,
 )
 
 # 0-5 of CONTRACT §8, in the order of 1.6's TriggerMessage values.
@@ -95,23 +96,6 @@ def parse_variable_path(text: Any) -> VariablePath:
     if match["variable_instance"]:
         variable["instance"] = match["variable_instance"]
     return VariablePath(component, variable)
-
-
-def _json_object(value: Any, shape: str) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            raise InvalidCommand(f"the value must be a JSON object {shape}") from None
-    if not isinstance(value, dict):
-        raise InvalidCommand(f"the value must be a JSON object {shape}")
-    return value
-
-
-def _only(message: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(message) - set(allowed))
-    if unknown:
-        raise InvalidCommand(f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}")
 
 
 # ---- the core's commands: charging limits and triggers ----------------
@@ -264,8 +248,8 @@ def get_configuration(value: Any, evse_id: int | None, version: str) -> Built:
 
 
 def data_transfer(value: Any, evse_id: int | None, version: str) -> Built:
-    message = _json_object(value, '{"vendorId", "messageId"?, "data"?}')
-    _only(message, ("vendorId", "messageId", "data"))
+    message = json_object(value, '{"vendorId", "messageId"?, "data"?}')
+    only_fields(message, ("vendorId", "messageId", "data"))
     payload: dict[str, Any] = {"vendorId": checked_text(message.get("vendorId"), "vendorId", 255)}
     if message.get("messageId") is not None:
         payload["messageId"] = checked_text(message["messageId"], "messageId", 50)
@@ -297,9 +281,9 @@ def get_diagnostics(value: Any, evse_id: int | None, version: str) -> Built:
 
 def set_variable_monitoring(value: Any, evse_id: int | None, version: str) -> Built:
     shape = '{"component", "variable", "type", "interval", ...}'
-    message = _json_object(value, shape)
+    message = json_object(value, shape)
     allowed = ("component", "variable", "evseId", "type", "interval", "severity", "stream")
-    _only(message, allowed)
+    only_fields(message, allowed)
     monitor_type = message.get("type")
     if monitor_type not in MONITOR_TYPES:
         raise InvalidCommand(f"type must be {' or '.join(MONITOR_TYPES)}")
@@ -318,7 +302,7 @@ def set_variable_monitoring(value: Any, evse_id: int | None, version: str) -> Bu
             raise InvalidCommand("periodic event streams need OCPP 2.1")
         if not isinstance(stream, dict):
             raise InvalidCommand('stream must be an object {"interval": s, "values": n}')
-        _only(stream, ("interval", "values"))
+        only_fields(stream, ("interval", "values"))
         params: dict[str, int] = {}
         if "interval" in stream:
             interval = stream["interval"]
@@ -334,8 +318,8 @@ def clear_variable_monitoring(value: Any, evse_id: int | None, version: str) -> 
 
 
 def adjust_periodic_event_stream(value: Any, evse_id: int | None, version: str) -> Built:
-    message = _json_object(value, '{"id", "interval"?, "values"?}')
-    _only(message, ("id", "interval", "values"))
+    message = json_object(value, '{"id", "interval"?, "values"?}')
+    only_fields(message, ("id", "interval", "values"))
     params: dict[str, int] = {}
     if message.get("interval") is not None:
         params["interval"] = checked_whole(message["interval"], "interval", 0, MAX_INTERVAL_S)

@@ -115,6 +115,10 @@ class MqttLink:
         self._drain_scheduled = False
         self._write_scheduled = False
 
+    @property
+    def options(self) -> MqttOptions:
+        return self._options
+
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
