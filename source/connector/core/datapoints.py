@@ -98,21 +98,33 @@ def parse_timestamp(text: Any) -> int | None:
 
 
 def parse_number(text: Any) -> int | float | None:
-    """A sampled value string -> int or float; None when not a finite number."""
+    """A sampled value string -> int or float; None when not a finite number.
+
+    Everything here costs time bounded by the frame's size: an integer too
+    large for a float (400 digits, say) is refused before any arithmetic.
+    """
     if isinstance(text, bool):
         return None
-    if isinstance(text, int | float):
-        number: float = float(text)
-    elif isinstance(text, str):
-        try:
+    try:
+        if isinstance(text, int | float):
+            number: float = float(text)
+        elif isinstance(text, str):
             number = float(text.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):
         return None
     if not math.isfinite(number):
         return None
     return tidy_number(number)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A station's value for a log line: short, whatever the station sent."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<an integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def tidy_number(number: float) -> int | float:
@@ -225,11 +237,15 @@ def _canonical_unit(measurand: str, unit: Any) -> str | bool | None:
     return conversion[0] if conversion else False
 
 
-def convert_value(measurand: str, unit: Any, value: float) -> int | float:
-    if unit is None or unit == "":
-        return tidy_number(value)
-    _, convert = _UNIT_CONVERSIONS[str(unit).lower()]
-    return tidy_number(convert(value))
+def convert_value(measurand: str, unit: Any, value: float) -> int | float | None:
+    """The value in the canonical unit; None when that is no finite number
+    (1e308 kWh is more than a float holds in Wh)."""
+    if unit is not None and unit != "":
+        _, convert = _UNIT_CONVERSIONS[str(unit).lower()]
+        value = convert(value)
+    if not math.isfinite(value):
+        return None
+    return tidy_number(value)
 
 
 def meter_values(
@@ -252,16 +268,21 @@ def meter_values(
         for sampled in entry.get("sampledValue") or []:
             key = sampled_value_key(cp_id, connector_id, sampled)
             if key is None:
-                problems.append(f"unknown unit {sampled.get('unit')!r}")
+                problems.append(f"unknown unit {shown(sampled.get('unit'))}")
                 continue
             number = parse_number(sampled.get("value"))
             if number is None:
-                problems.append(f"{key}: value {sampled.get('value')!r} is not a number")
+                problems.append(f"{key}: value {shown(sampled.get('value'))} is not a number")
                 continue
             measurand = sampled.get("measurand") or DEFAULT_MEASURAND
-            points.append(
-                Datapoint(key, convert_value(measurand, sampled.get("unit"), number), timestamp)
-            )
+            converted = convert_value(measurand, sampled.get("unit"), number)
+            if converted is None:
+                problems.append(
+                    f"{key}: value {shown(sampled.get('value'))} {sampled.get('unit')} cannot be "
+                    "represented in the canonical unit"
+                )
+                continue
+            points.append(Datapoint(key, converted, timestamp))
     if transaction_id is not None:
         points.append(
             Datapoint(

@@ -10,10 +10,12 @@ event streams) all land on `<cp>__Variable__<component>__<variable>`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from connector.core import strict_json
 from connector.core.datapoints import (
     Datapoint,
     Mapped,
@@ -21,6 +23,7 @@ from connector.core.datapoints import (
     _key,
     meter_values,
     parse_timestamp,
+    shown,
 )
 
 # TransactionEvent fields published as `<cp>__TransactionEvent__<evseId>__<field>`.
@@ -41,6 +44,15 @@ TRANSACTION_EVENT_FIELDS = (
 
 # A JSON number, exactly: "0123" or "1e" stay strings.
 _JSON_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$")
+# Longer numeric strings stay strings: no real variable needs more digits,
+# and parsing is then bounded whatever a station sends.
+MAX_NUMBER_TEXT = 40
+# Integers beyond this stay strings: a JSON reader in JavaScript (Node-RED,
+# BEMCom's frontend) would round them.
+MAX_EXACT_INT = 2**53
+# 10^308 is the largest power of ten a float holds; a multiplier beyond it
+# cannot give a finite value (and 10**10_000_000 as an integer took seconds).
+MAX_MULTIPLIER = 308
 
 
 def flatten(payload: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -130,9 +142,24 @@ def sampled_value_from_v2(sampled: Mapping[str, Any]) -> dict[str, Any]:
         multiplier = raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
     value = sampled.get("value")
     if isinstance(value, int | float) and not isinstance(value, bool) and multiplier:
-        value = value * 10**multiplier
+        value = scaled(value, multiplier)
     converted["value"] = value
     return converted
+
+
+def scaled(value: float, multiplier: int) -> float | str:
+    """value * 10^multiplier in float arithmetic, in constant time. What no float
+    holds is returned as text (`13e10000000`), which the mapping then skips
+    as not a number, naming it."""
+    if -MAX_MULTIPLIER - 16 <= multiplier <= MAX_MULTIPLIER:
+        try:
+            result = float(value) * 10.0**multiplier
+        except OverflowError:
+            pass
+        else:
+            if math.isfinite(result):
+                return result
+    return f"{shown(value)}e{multiplier}"
 
 
 def entries_v16(meter_value: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -172,14 +199,18 @@ def message_fields(
 
 
 def variable_value(text: Any) -> Any:
-    """A variable's value as sent (2.x sends strings), a number where it is one."""
-    if isinstance(text, str) and _JSON_NUMBER.match(text):
+    """A variable's value as sent (2.x sends strings), a number where it is one
+    that JSON readers hold exactly: `"1e999"` or a 30-digit serial stay strings."""
+    if isinstance(text, str) and len(text) <= MAX_NUMBER_TEXT and _JSON_NUMBER.match(text):
         number = json.loads(text)
-        if isinstance(number, int) or (isinstance(number, float) and number == number):
+        if isinstance(number, int) and abs(number) <= MAX_EXACT_INT:
             return number
+        if isinstance(number, float) and math.isfinite(number):
+            return number
+        return text
     if isinstance(text, bool | int | float | str) or text is None:
         return text
-    return json.dumps(text)
+    return strict_json.dumps(text)
 
 
 def report_variables(
@@ -249,10 +280,21 @@ def stream_values(
     basetime + t seconds (the time of receipt when basetime cannot be read)."""
     base = parse_timestamp(basetime)
     return [
-        Datapoint(
-            key,
-            variable_value(item.get("v")),
-            int(base + item.get("t", 0) * 1000) if base is not None else now,
-        )
+        Datapoint(key, variable_value(item.get("v")), _offset_time(base, item.get("t", 0), now))
         for item in data
     ]
+
+
+# An offset beyond a year from basetime is no sample time of this stream.
+MAX_STREAM_OFFSET_S = 366 * 24 * 3600
+
+
+def _offset_time(base: int | None, offset: Any, now: int) -> int:
+    if (
+        base is None
+        or isinstance(offset, bool)
+        or not isinstance(offset, int | float)
+        or not -MAX_STREAM_OFFSET_S <= offset <= MAX_STREAM_OFFSET_S
+    ):
+        return now
+    return int(base + offset * 1000)

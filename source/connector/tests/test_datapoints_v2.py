@@ -326,3 +326,67 @@ def test_stream_settings_and_message_fields() -> None:
         Datapoint("CP__NotifyChargingLimit__chargingLimit.chargingLimitSource", "EMS", NOW),
         Datapoint("CP__NotifyChargingLimit__evseId", 1, NOW),
     ]
+
+
+# Numbers a station chooses cost bounded time and never break the other values
+# of the frame (issue 17): each case is one bad sampled value beside a good one.
+EXTREME_SAMPLES: dict[str, tuple[dict[str, Any], str]] = {
+    "multiplier 10^7": ({"value": 13, "unitOfMeasure": {"multiplier": 10**7}}, "not a number"),
+    "multiplier 10^100": ({"value": 1, "unitOfMeasure": {"multiplier": 10**100}}, "not a number"),
+    "multiplier 309": ({"value": 1, "unitOfMeasure": {"multiplier": 309}}, "not a number"),
+    "1e308 kWh": ({"value": 1e308, "unitOfMeasure": {"unit": "kWh"}}, "cannot be represented"),
+    "400-digit integer": ({"value": 10**400}, "not a number"),
+    "400-digit integer times 10": (
+        {"value": 10**400, "unitOfMeasure": {"multiplier": 1}},
+        "not a number",
+    ),
+    "infinity": ({"value": float("inf")}, "not a number"),
+    "NaN": ({"value": float("nan")}, "not a number"),
+}
+
+
+@pytest.mark.parametrize("case", EXTREME_SAMPLES)
+def test_extreme_numbers_are_skipped_and_the_rest_kept(case: str) -> None:
+    sampled, reason = EXTREME_SAMPLES[case]
+    mapped = meter_values_v2(
+        "CP", 1, [{"timestamp": STAMP, "sampledValue": [sampled, {"value": 7}]}], NOW
+    )
+    assert [p.value for p in mapped.datapoints] == [7]
+    assert len(mapped.problems) == 1 and reason in mapped.problems[0], mapped.problems
+    # The problem names the value briefly, never 400 digits.
+    assert len(mapped.problems[0]) < 200
+
+
+@pytest.mark.parametrize(
+    ("sampled", "value"),
+    [
+        ({"value": 13, "unitOfMeasure": {"multiplier": 300}}, 1.3e301),
+        ({"value": 5, "unitOfMeasure": {"multiplier": -400}}, 0),
+        ({"value": 12345, "unitOfMeasure": {"multiplier": -3}}, 12.345),
+    ],
+)
+def test_large_but_finite_multipliers_still_map(sampled: dict[str, Any], value: float) -> None:
+    mapped = meter_values_v2("CP", 1, [{"timestamp": STAMP, "sampledValue": [sampled]}], NOW)
+    assert [p.value for p in mapped.datapoints] == [pytest.approx(value)]
+
+
+@pytest.mark.parametrize(
+    ("sent", "published"),
+    [
+        ("1e999", "1e999"),  # no float holds it: the text as sent, never Infinity
+        ("-1e999", "-1e999"),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+        ("9007199254740992", 9007199254740992),  # 2**53: still exact
+        ("1" * 5000, "1" * 5000),  # beyond Python's digit limit for int()
+        ({"a": float("inf")}, '{"a": null}'),
+    ],
+)
+def test_variable_values_stay_strict_json(sent: Any, published: Any) -> None:
+    assert variable_value(sent) == published
+
+
+def test_stream_offsets_that_no_clock_holds_take_the_time_of_receipt() -> None:
+    points = stream_values(
+        "K", STAMP, [{"t": 1e308, "v": "1"}, {"t": float("inf"), "v": "2"}, {"t": 2, "v": "3"}], NOW
+    )
+    assert [p.timestamp for p in points] == [NOW, NOW, 1_767_225_602_000]
