@@ -19,6 +19,28 @@ handed to paho at a time; the rest wait here in order, bounded by
 MQTT_MAX_QUEUED, and follow as the broker acknowledges. What does not fit is
 counted and logged.
 
+The broker's own limits are respected, because it drops what exceeds them:
+- QoS 2 publishes hold the broker's receive quota until their PUBREL
+  (Mosquitto's `max_inflight_messages`, 20, sent as MQTT 5's Receive
+  Maximum); while it is used up, Mosquitto refuses every QoS 1 and 2
+  publish with "Quota exceeded", and over MQTT 3.1.1 it drops them without a
+  word. So at most half the Receive Maximum of QoS 2 publishes (10 over
+  MQTT 3.1.1) are in flight, and they wait in a queue of their own, so QoS 1
+  values never wait behind them. A publish the broker refuses all the same
+  (an MQTT 5 reason code) is sent again for a quota or a busy server, and
+  otherwise dropped with an ERROR; never counted as delivered.
+- Every subscription is QoS 0. Mosquitto queues at most 1,000 QoS 1 messages
+  per client beyond 20 in flight and drops the rest (`max_queued_messages`),
+  also for the retained messages a subscription brings; QoS 0 messages to a
+  connected client are written out at once and never dropped that way. Our
+  session is not kept across reconnects, so QoS 1 gave nothing more.
+- Reading is buffered (`_BufferedClient`): paho reads each packet with two
+  or more recv() calls and one packet per readable event, which fell behind
+  a burst of thousands of commands or retained messages.
+Every topic is checked before it reaches paho (core/mqtt_topics.py): a topic
+paho or the broker would refuse is an ERROR in the log, never an exception
+in the caller, and never a reason for the broker to drop the connection.
+
 MQTT 5 is spoken where the broker does (Mosquitto 2, EMQX, HiveMQ), for its
 no-local subscription option: the broker then never hands the connector its
 own publishes on the topics it takes commands from. A broker that refuses
@@ -42,7 +64,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from connector.core.mqtt_topics import MAX_PAYLOAD_BYTES, topic_problem
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +76,18 @@ EARLY_ACKS_KEPT = 1000
 DROP_LOG_INTERVAL = 10.0  # s between WARNINGs about dropped messages
 # Publishes handed to paho and not yet acknowledged, at most.
 PAHO_WINDOW = 1000
+# QoS 2 publishes in flight when the broker names no Receive Maximum
+# (MQTT 3.1.1): half of Mosquitto's default quota of 20.
+QOS2_WINDOW_UNKNOWN = 10
+# MQTT 5 reason codes of a refused publish after which it is sent again.
+RETRIED_REASONS = frozenset({0x97, 0x89})  # Quota exceeded, Server busy
+# A PUBCOMP for a PUBREL the broker does not know: the broker restarted
+# after its PUBREC, so it had the message; not a refusal.
+PACKET_ID_NOT_FOUND = 0x92
+# Bytes read from the broker's socket at once, and packets handled per turn
+# of the event loop at most (the rest follow on the next turn).
+READ_CHUNK = 65536
+MAX_PACKETS_PER_TURN = 500
 MQTT5 = "5"
 MQTT311 = "3.1.1"
 # paho's reason for a broker that answered an MQTT 5 CONNECT as MQTT 3.1.1 does.
@@ -58,6 +95,49 @@ _UNSUPPORTED_PROTOCOL = "Unsupported protocol version"
 # s between keep-alive checks (loop_misc), and between reconnect attempts.
 MISC_INTERVAL = 1.0
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 10.0
+
+
+# (topic, payload, qos, retain) of one publish.
+Outgoing = tuple[str, str | bytes, int, bool]
+
+
+class _BufferedClient(mqtt.Client):
+    """paho's client, reading the socket in chunks.
+
+    paho 2.2.0 reads a packet with one recv() for its first byte, one per
+    byte of its length and one for the rest, and handles one packet per
+    loop_read() when nothing of ours is in flight: four syscalls and a turn
+    of the event loop for each PUBACK or command. Behind a burst that fell
+    so far behind that the broker dropped messages for us. Here one recv()
+    fills a buffer, and paho's reads are served from it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_buffer = b""
+        self._read_position = 0
+
+    @property
+    def buffered(self) -> bool:
+        """Bytes read from the socket that paho has not taken yet."""
+        return self._read_position < len(self._read_buffer)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._read_position >= len(self._read_buffer):
+            # Raises BlockingIOError when nothing is there, as paho expects;
+            # b"" means the broker closed the connection.
+            data = super()._sock_recv(READ_CHUNK)
+            if not data:
+                return data
+            self._read_buffer, self._read_position = data, 0
+        start = self._read_position
+        self._read_position = min(start + bufsize, len(self._read_buffer))
+        return self._read_buffer[start : self._read_position]
+
+    def _sock_close(self) -> None:
+        # Nothing read from an old connection may reach a new one.
+        self._read_buffer, self._read_position = b"", 0
+        super()._sock_close()
 
 
 @dataclass(frozen=True)
@@ -95,15 +175,26 @@ class MqttLink:
         self.protocol = MQTT5 if options.mqtt5 else MQTT311
         self._client = self._make_client()
         self._max_queued = options.max_queued
-        # (topic, payload, qos, retain) waiting for the broker, oldest first.
-        self._backlog: deque[tuple[str, str | bytes, int, bool]] = deque()
-        self.dropped = 0  # publishes refused because the queue was full
+        # Publishes waiting for the broker, oldest first: QoS 1, and QoS 2
+        # (which has a smaller window, see the module's docstring).
+        self._backlog: deque[Outgoing] = deque()
+        self._backlog2: deque[Outgoing] = deque()
+        self.dropped = 0  # publishes lost: the queue was full, or a topic or the broker said no
+        self._queue_dropped = 0  # of them, for a full queue (MQTT_MAX_QUEUED)
         self._dropped_logged = 0
         self._drop_logged_at = 0.0
         self._lock = threading.Lock()
-        # mids of QoS>0 publishes the broker has not acknowledged yet.
-        self._unacked: set[int] = set()
-        self._acked_early: dict[int, None] = {}
+        # QoS>0 publishes handed to paho that the broker has not acknowledged
+        # yet, by message id; how many of them are QoS 2; and the windows.
+        self._inflight: dict[int, Outgoing] = {}
+        self._inflight2 = 0
+        self._window = PAHO_WINDOW
+        self._window2 = QOS2_WINDOW_UNKNOWN
+        self._receive_maximum = 2 * QOS2_WINDOW_UNKNOWN
+        # Acknowledgements that beat a publish from another thread to the
+        # bookkeeping (only then can one), with their reason codes.
+        self._foreign_sends = 0
+        self._acked_early: dict[int, ReasonCode | None] = {}
         self._subscribing: set[int] = set()
         self._subacked_early: set[int] = set()
         self.connected = threading.Event()
@@ -119,8 +210,8 @@ class MqttLink:
     def options(self) -> MqttOptions:
         return self._options
 
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+    def _make_client(self) -> _BufferedClient:
+        client = _BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             protocol=mqtt.MQTTv5 if self.protocol == MQTT5 else mqtt.MQTTv311,
@@ -252,9 +343,15 @@ class MqttLink:
             self._loop.remove_reader(sock)
         self._forget_writer(sock)
 
-    def _readable(self, client: mqtt.Client) -> None:
+    def _readable(self, client: _BufferedClient) -> None:
         try:
-            client.loop_read()
+            for _ in range(MAX_PACKETS_PER_TURN):
+                client.loop_read()
+                if not client.buffered or client.socket() is None:
+                    return
+            # More is buffered than one turn handles: the rest on the next
+            # turn (the socket may have nothing left to wake the reader).
+            self._loop.call_soon(self._readable, client)
         except Exception:  # a bug in a callback must not stop reading for good
             log.exception("MQTT: failed to handle what the broker sent")
 
@@ -269,57 +366,116 @@ class MqttLink:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
 
-    def publish(self, topic: str, payload: str | bytes, qos: int = 0, retain: bool = False) -> None:
-        """Thread-safe. QoS>0 is kept in order through outages, up to MQTT_MAX_QUEUED."""
+    def publish(self, topic: str, payload: str | bytes, qos: int = 0, retain: bool = False) -> bool:
+        """Thread-safe, and never raises. QoS>0 is kept in order through outages, up
+        to MQTT_MAX_QUEUED. False when the message is dropped (logged)."""
+        problem = topic_problem(topic)
+        if problem is None and len(payload) > MAX_PAYLOAD_BYTES // 4:
+            # len() counts characters; a str may take up to 4 bytes each.
+            size = len(payload.encode("utf-8") if isinstance(payload, str) else payload)
+            if size > MAX_PAYLOAD_BYTES:
+                problem = f"the payload has {size} bytes, more than MQTT allows"
+        if problem is not None:
+            self._refuse(topic, problem)
+            return False
         if qos > 0:
             with self._lock:
-                waits = (
-                    bool(self._backlog)
-                    or not self.connected.is_set()
-                    or len(self._unacked) >= PAHO_WINDOW
-                )
-                if waits:
-                    if len(self._backlog) >= self._max_queued:
+                backlog = self._backlog2 if qos == 2 else self._backlog
+                if backlog or not self.connected.is_set() or not self._has_room(qos):
+                    if len(self._backlog) + len(self._backlog2) >= self._max_queued:
                         dropped = True
                     else:
-                        self._backlog.append((topic, payload, qos, retain))
-                        return
+                        backlog.append((topic, payload, qos, retain))
+                        return True
                 else:
                     dropped = False
             if dropped:
                 self._count_drop()
-                return
-        self._send(topic, payload, qos, retain)
+                return False
+        return self._send(topic, payload, qos, retain)
 
-    def _send(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
-        # paho queues a QoS>0 publish while disconnected (MQTT_ERR_NO_CONN)
-        # and sends it after the reconnect. Our lock is never held while
-        # calling paho: paho may run on_publish under its own locks, and
-        # taking ours there could deadlock.
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if qos > 0 and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+    def _has_room(self, qos: int) -> bool:
+        # Under self._lock.
+        return len(self._inflight) < self._window and (qos != 2 or self._inflight2 < self._window2)
+
+    def _refuse(self, topic: str, problem: str) -> None:
+        self.dropped += 1
+        log.error("MQTT: not published on %r: %s", topic[:120], problem)
+
+    def _send(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> bool:
+        # paho queues a QoS>0 publish while disconnected (MQTT_ERR_NO_CONN),
+        # or when the connection broke under it (MQTT_ERR_CONN_LOST), and
+        # sends it after the reconnect. Our lock is never held while calling
+        # paho: paho may run on_publish under its own locks, and taking ours
+        # there could deadlock.
+        foreign = threading.get_ident() != self._loop_thread
+        if foreign and qos > 0:
             with self._lock:
-                if self._acked_early.pop(info.mid, None) is None:
-                    self._unacked.add(info.mid)
-        elif qos > 0:
-            self._count_drop()
+                self._foreign_sends += 1
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except (ValueError, TypeError) as error:  # checked above; a last guard
+            self._refuse(topic, str(error))
+            return False
+        finally:
+            if foreign and qos > 0:
+                with self._lock:
+                    self._foreign_sends -= 1
+        if qos == 0:
+            return True
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # paho refused it: not sent, ever
+            self.dropped += 1
+            log.error("MQTT: paho refused the message on %r (its queue is full)", topic[:120])
+            return False
+        outgoing: Outgoing = (topic, payload, qos, retain)
+        with self._lock:
+            early = info.mid in self._acked_early
+            reason = self._acked_early.pop(info.mid, None)
+            if not early:
+                self._inflight[info.mid] = outgoing
+                if qos == 2:
+                    self._inflight2 += 1
+                return True
+        return self._acknowledged(outgoing, reason)
+
+    def _acknowledged(self, outgoing: Outgoing, reason: ReasonCode | None) -> bool:
+        """The broker answered a publish: True when it took it."""
+        if reason is None or not reason.is_failure:
+            return True
+        topic, _, qos, _ = outgoing
+        if qos == 2 and reason.value == PACKET_ID_NOT_FOUND:
+            return True
+        if reason.value in RETRIED_REASONS:
+            with self._lock:
+                (self._backlog2 if qos == 2 else self._backlog).appendleft(outgoing)
+                if qos == 1:
+                    # This broker counts QoS 1 against its quota too: keep to it.
+                    self._window = max(1, min(self._window, self._receive_maximum))
+            log.warning("MQTT: the broker refused a message for now (%s); sending it again", reason)
+            self._in_loop(self._schedule_drain)
+            return False
+        self.dropped += 1
+        log.error("MQTT: the broker refused the message on %r (%s); dropped", topic[:120], reason)
+        return False
 
     def _drain(self) -> None:
-        """Hand waiting publishes to paho, in order, as the window allows."""
+        """Hand waiting publishes to paho, in order, as the windows allow."""
         self._drain_scheduled = False
         while True:
             with self._lock:
-                if (
-                    not self._backlog
-                    or not self.connected.is_set()
-                    or len(self._unacked) >= PAHO_WINDOW
-                ):
+                if not self.connected.is_set():
                     return
-                item = self._backlog.popleft()
+                if self._backlog2 and self._has_room(2):
+                    item = self._backlog2.popleft()
+                elif self._backlog and self._has_room(1):
+                    item = self._backlog.popleft()
+                else:
+                    return
             self._send(*item)
 
     def _count_drop(self) -> None:
         self.dropped += 1
+        self._queue_dropped += 1
         now = time.monotonic()
         if now - self._drop_logged_at >= DROP_LOG_INTERVAL:
             self._drop_logged_at = now
@@ -328,13 +484,15 @@ class MqttLink:
             log.warning(
                 "MQTT: %d messages dropped so far: the broker %s:%d is unreachable and "
                 "MQTT_MAX_QUEUED messages are already waiting",
-                self.dropped,
+                self._queue_dropped,
                 self.host,
                 self.port,
             )
 
-    def subscribe(self, topics: list[str], qos: int = 1, no_local: bool = False) -> None:
-        """`no_local`: on MQTT 5, the broker keeps our own publishes on these topics from us."""
+    def subscribe(self, topics: list[str], qos: int = 0, no_local: bool = False) -> None:
+        """`no_local`: on MQTT 5, the broker keeps our own publishes on these topics from us.
+
+        QoS 0 by default: see the module's docstring for why."""
         if not topics:
             return
         if self.protocol == MQTT5:
@@ -365,7 +523,7 @@ class MqttLink:
     def unacked(self) -> int:
         """QoS>0 publishes the broker has not acknowledged yet, waiting ones included."""
         with self._lock:
-            return len(self._unacked) + len(self._backlog)
+            return len(self._inflight) + len(self._backlog) + len(self._backlog2)
 
     async def flush(self, seconds: float) -> bool:
         """Wait until the broker acknowledged every QoS>0 publish, or `seconds` pass."""
@@ -385,18 +543,26 @@ class MqttLink:
                 return
             log.error("MQTT broker %s:%d refused the connection: %s", self.host, self.port, reason)
             return
+        # MQTT 5's Receive Maximum (65,535 when not named); unknown over 3.1.1.
+        if self.protocol == MQTT5:
+            self._receive_maximum = int(getattr(properties, "ReceiveMaximum", 65535) or 65535)
+        else:
+            self._receive_maximum = 2 * QOS2_WINDOW_UNKNOWN
+        with self._lock:
+            self._window = PAHO_WINDOW
+            self._window2 = max(1, min(self._receive_maximum, PAHO_WINDOW) // 2)
         self.connected.set()
         if self._was_connected:
             log.info("MQTT: reconnected to %s:%d", self.host, self.port)
         else:
             log.info("MQTT: connected to %s:%d (MQTT %s)", self.host, self.port, self.protocol)
-        if self.dropped > self._dropped_logged:
+        if self._queue_dropped > self._dropped_logged:
             log.warning(
                 "MQTT: %d messages were dropped while the broker was unreachable "
                 "(MQTT_MAX_QUEUED reached)",
-                self.dropped - self._dropped_logged,
+                self._queue_dropped - self._dropped_logged,
             )
-            self._dropped_logged = self.dropped
+            self._dropped_logged = self._queue_dropped
         self._was_connected = True
         self._loop.call_soon(self._on_connected)
         self._schedule_drain()
@@ -435,14 +601,18 @@ class MqttLink:
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
     ) -> None:
         with self._lock:
-            if mid in self._unacked:
-                self._unacked.discard(mid)
-                if self._backlog:
-                    self._in_loop(self._schedule_drain)
+            outgoing = self._inflight.pop(mid, None)
+            if outgoing is None:
+                # A QoS 0 message (not tracked), or the ack of a publish from
+                # another thread that beat its bookkeeping: keep a bounded record.
+                if self._foreign_sends:
+                    self._acked_early[mid] = reason
+                    if len(self._acked_early) > EARLY_ACKS_KEPT:
+                        del self._acked_early[next(iter(self._acked_early))]
                 return
-            # It belongs to a QoS 0 message, which is not tracked, or (for a
-            # publish from another thread) the ack beat publish() to the
-            # bookkeeping. Keep a bounded record.
-            self._acked_early[mid] = None
-            if len(self._acked_early) > EARLY_ACKS_KEPT:
-                del self._acked_early[next(iter(self._acked_early))]
+            if outgoing[2] == 2:
+                self._inflight2 -= 1
+            waiting = bool(self._backlog or self._backlog2)
+        self._acknowledged(outgoing, reason)
+        if waiting:
+            self._in_loop(self._schedule_drain)
