@@ -5,7 +5,9 @@
   actuator key `<cp>__<actuator>[__<connectorId>]`, with a plain value or a
   BEMCom value payload.
 The station id is percent-encoded in topics: an id may hold `/`, `+` or `#`,
-which would change a topic's meaning.
+which would change a topic's meaning. So is every other part a station
+chose (configuration keys, component and variable names, `customData`
+fields): `Vendor#Key` is published as `Vendor%23Key` (core/mqtt_topics.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from urllib.parse import quote, unquote
 
 from connector.core.datapoints import SEP
+from connector.core.mqtt_topics import escape_level
 
 SET = "set"
 
@@ -21,7 +24,7 @@ SET = "set"
 def sensor_topic(prefix: str, key: str) -> str:
     """`prefix` is `<name>/direct/`."""
     cp_id, _, rest = key.partition(SEP)
-    return prefix + quote(cp_id, safe="") + "/" + rest.replace(SEP, "/")
+    return prefix + quote(cp_id, safe="") + "/" + "/".join(map(escape_level, rest.split(SEP)))
 
 
 def command_subscriptions(prefix: str) -> list[str]:

@@ -1,46 +1,106 @@
-"""A budget of sensor keys per station (OCPP_MAX_KEYS_PER_STATION).
+"""A budget of sensor keys per station, in keys and in bytes.
 
 A real 1.6 station has tens of keys, and a 2.x station's full device model a
 few thousand. A station that invents keys (hundreds of connector ids, every
-measurand, phase and location) would otherwise grow the connector's memory
-and `available_datapoints` without bound. Keys beyond the budget are dropped,
-with one WARNING per station; keys already known keep updating.
+measurand, phase and location) or long names (a `customData` field of
+60,000 characters) would otherwise grow the connector's memory and
+`available_datapoints` without bound: that document lists every key with an
+example. So:
+
+- a key longer than MAX_KEY_LENGTH characters is never admitted (no real
+  key is: a station id has 64 at most, an OCPP 2.x name 50);
+- a station may have OCPP_MAX_KEYS_PER_STATION keys, whose names and examples
+  take at most OCPP_MAX_KEY_BYTES_PER_STATION bytes in `available_datapoints`;
+- an example there is the key's latest value, a string shortened to
+  EXAMPLE_MAX_CHARS characters, so a long value cannot grow the document.
+
+Keys beyond the budget are dropped, with one WARNING per station and reason;
+keys already known keep updating.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from connector.core.datapoints import SEP
 
 log = logging.getLogger(__name__)
 
+MAX_KEY_LENGTH = 400
+EXAMPLE_MAX_CHARS = 200
+
 
 def station_of(key: str) -> str:
-    """The station id of a key: ids never contain the separator (CONTRACT §3)."""
+    """The station id of a key: ids never contain the separator nor end in `_`
+    (CONTRACT §3), so the first separator ends the id."""
     return key.split(SEP, 1)[0]
 
 
-class KeyBudget:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._counts: dict[str, int] = {}
-        self._warned: set[str] = set()
+def example(value: Any) -> Any:
+    """A key's example in `available_datapoints`: its value, a long string shortened."""
+    if isinstance(value, str) and len(value) > EXAMPLE_MAX_CHARS:
+        return value[: EXAMPLE_MAX_CHARS - 1] + "…"
+    return value
 
-    def admit(self, key: str) -> bool:
+
+def example_bytes(key: str, value: Any) -> int:
+    """About what a key and its example add to `available_datapoints`."""
+    shown = example(value)
+    size = len(shown) + 2 if isinstance(shown, str) else len(str(shown))
+    return len(key) + size + 6  # quotes, colon, comma, space
+
+
+class KeyBudget:
+    def __init__(self, limit: int, byte_limit: int = 1_000_000) -> None:
+        self.limit = limit
+        self.byte_limit = byte_limit
+        self._counts: dict[str, int] = {}
+        self._bytes: dict[str, int] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    def admit(self, key: str, value: Any = None) -> bool:
         """Whether a key not seen before may be added; counts it when it may."""
         cp_id = station_of(key)
+        if len(key) > MAX_KEY_LENGTH:
+            self._warn(
+                cp_id,
+                "length",
+                "%s: dropped a key of %d characters (more than %d): %s…; a station's names "
+                "this long are no real datapoints",
+                len(key),
+                MAX_KEY_LENGTH,
+                key[:80],
+            )
+            return False
         count = self._counts.get(cp_id, 0)
-        if count < self.limit:
-            self._counts[cp_id] = count + 1
-            return True
-        if cp_id not in self._warned:
-            self._warned.add(cp_id)
-            log.warning(
+        if count >= self.limit:
+            self._warn(
+                cp_id,
+                "keys",
                 "%s: reached OCPP_MAX_KEYS_PER_STATION (%d keys); its new keys are dropped, "
                 "the known ones keep updating. Raise the budget if the station really "
                 "reports this much",
-                cp_id,
                 self.limit,
             )
-        return False
+            return False
+        size = example_bytes(key, value)
+        used = self._bytes.get(cp_id, 0)
+        if used + size > self.byte_limit:
+            self._warn(
+                cp_id,
+                "bytes",
+                "%s: reached OCPP_MAX_KEY_BYTES_PER_STATION (%d bytes of keys and examples); "
+                "its new keys are dropped, the known ones keep updating",
+                self.byte_limit,
+            )
+            return False
+        self._counts[cp_id] = count + 1
+        self._bytes[cp_id] = used + size
+        return True
+
+    def _warn(self, cp_id: str, reason: str, message: str, *args: Any) -> None:
+        # Once per station and reason; bounded by the stations ever seen.
+        if (cp_id, reason) not in self._warned:
+            self._warned.add((cp_id, reason))
+            log.warning(message, cp_id, *args)

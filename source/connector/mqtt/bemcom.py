@@ -12,8 +12,8 @@ Runs in the event loop; MqttLink carries the bytes. Topics (CONTRACT §2):
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -22,8 +22,9 @@ from typing import Any
 
 from connector.core import direct_topics as direct
 from connector.core.datapoint_map import InvalidMap, check_map, parse_datapoint_map
-from connector.core.datapoints import Datapoint, Scalar
-from connector.core.key_budget import KeyBudget
+from connector.core.datapoints import Datapoint, Scalar, shown
+from connector.core.key_budget import KeyBudget, example
+from connector.core.strict_json import dumps
 from connector.mqtt.discovery import Discovery
 from connector.mqtt.mqtt_link import MqttLink, MqttOptions
 
@@ -71,6 +72,7 @@ class Bemcom:
         on_state: Callable[[str, bytes], None],
         mqtt_options: MqttOptions | None = None,
         max_keys_per_station: int = 5000,
+        max_key_bytes_per_station: int = 1_000_000,
         instance: int | None = None,
         direct_topics: bool = False,
         discovery_prefix: str | None = None,
@@ -109,7 +111,7 @@ class Bemcom:
         # per station.
         self._sensors: dict[str, tuple[Scalar, int]] = {}
         self.available_actuators: dict[str, Scalar] = {}
-        self._budget = KeyBudget(max_keys_per_station)
+        self._budget = KeyBudget(max_keys_per_station, max_key_bytes_per_station)
         # What we published last on each sensor topic, and on the latest
         # topics, as payload hashes: a message on an actuator topic that we
         # published ourselves is never a command (an earlier map had that
@@ -185,7 +187,16 @@ class Bemcom:
                 if key is not None and not retained:  # a kept command is no command
                     self._on_actuator(topic, key, direct.command_payload(payload))
             elif topic in self.actuator_map:
-                if self._is_own(topic, payload):
+                if retained:
+                    # Kept by the broker from some earlier time: running it at
+                    # every restart of either side repeats a Reset, a remote
+                    # start... (limits in force are kept by the connector itself).
+                    log.warning(
+                        "ignored a retained message on actuator topic %s: a kept message is "
+                        "not a command; publish commands without the retain flag",
+                        topic,
+                    )
+                elif self._is_own(topic, payload):
                     log.warning(
                         "ignored a message on actuator topic %s: the connector published it "
                         "itself, as a sensor value; commands come from elsewhere",
@@ -250,9 +261,16 @@ class Bemcom:
         sensors = self._sensors
         discovery = self.discovery
         for key, value, timestamp in datapoints:
+            # Only finite numbers are published: strict JSON readers (BEMCom's
+            # API, Home Assistant) refuse a whole document for one Infinity.
+            if (value.__class__ is float and not math.isfinite(value)) or (
+                value.__class__ is int and not -(2**63) <= value < 2**64
+            ):
+                log.warning("%s: skipped %s: not a finite number of 64 bits", key, shown(value))
+                continue
             new = key not in sensors
             if new:
-                if not self._budget.admit(key):
+                if not self._budget.admit(key, value):
                     continue
                 self._available_dirty.set()
             sensors[key] = (value, timestamp)
@@ -264,21 +282,21 @@ class Bemcom:
             if key in self.sensor_map:
                 self._publish_value(key, value, timestamp)
             if self.topic_direct is not None:
-                payload = json.dumps({"value": value, "timestamp": timestamp})
+                payload = dumps({"value": value, "timestamp": timestamp})
                 topic = direct.sensor_topic(self.topic_direct, key)
                 self.link.publish(topic, payload, qos=QOS_VALUES, retain=True)
 
     @property
     def available_sensors(self) -> dict[str, Scalar]:
-        """Every sensor key with an example: its latest value."""
-        return {key: value for key, (value, _) in self._sensors.items()}
+        """Every sensor key with an example: its latest value (a long string shortened)."""
+        return {key: example(value) for key, (value, _) in self._sensors.items()}
 
     def last_value(self, key: str) -> Scalar:
         return self._sensors[key][0]
 
     def _publish_value(self, key: str, value: Scalar, timestamp: int) -> None:
         topic = self.sensor_map[key]
-        payload = json.dumps({"value": value, "timestamp": timestamp}).encode()
+        payload = dumps({"value": value, "timestamp": timestamp}).encode()
         self._remember_own(topic, payload)
         self.link.publish(topic, payload, qos=QOS_VALUES, retain=True)
 
@@ -320,23 +338,31 @@ class Bemcom:
             },
             "connector_version": self.version,
         }
-        self.link.publish(self.topic_raw, json.dumps(payload), qos=QOS_RAW)
+        self.link.publish(self.topic_raw, dumps(payload), qos=QOS_RAW)
 
     def publish_state(self, name: str, value: Any) -> None:
         """Keep `value` retained at `<name>/state/<name>`; None removes it."""
-        payload = b"" if value is None else json.dumps(value).encode()
+        payload = b"" if value is None else dumps(value).encode()
         self.link.publish(self.topic_state + name, payload, qos=1, retain=True)
 
     async def run_available_datapoints(self) -> None:
-        """Republish available_datapoints when keys changed, coalescing changes."""
+        """Republish available_datapoints when keys changed, coalescing changes.
+
+        Never ends: a document the broker cannot take is an ERROR (from the
+        link), and the next change tries again."""
         while True:
             await self._available_dirty.wait()
             self._available_dirty.clear()
-            payload = json.dumps(
-                {"sensor": self.available_sensors, "actuator": self.available_actuators}
-            ).encode()
-            self.link.publish(self.topic_available, payload, qos=1, retain=True)
-            await asyncio.sleep(available_interval(len(payload)))
+            size = AVAILABLE_MIN_INTERVAL * AVAILABLE_BYTES_PER_SECOND
+            try:
+                payload = dumps(
+                    {"sensor": self.available_sensors, "actuator": self.available_actuators}
+                ).encode()
+                size = len(payload)
+                self.link.publish(self.topic_available, payload, qos=1, retain=True)
+            except Exception:  # a bug of ours must not end the republishing for good
+                log.exception("failed to publish %s", self.topic_available)
+            await asyncio.sleep(available_interval(int(size)))
 
     async def run_heartbeat(self, interval: float) -> None:
         while True:
@@ -345,7 +371,7 @@ class Bemcom:
                 "this_heartbeats_timestamp": now,
                 "next_heartbeats_timestamp": now + int(interval * 1000),
             }
-            self.link.publish(self.topic_heartbeat, json.dumps(payload), qos=1)
+            self.link.publish(self.topic_heartbeat, dumps(payload), qos=1)
             await asyncio.sleep(interval)
 
 
@@ -379,7 +405,7 @@ class MqttLogHandler(logging.Handler):
                 "emitter": record.name + self._suffix,
                 "level": record.levelno,
             }
-            self._link.publish(self._topic, json.dumps(payload, default=str), qos=0, retain=True)
+            self._link.publish(self._topic, dumps(payload), qos=0, retain=True)
         except Exception:
             self.handleError(record)
         finally:

@@ -9,13 +9,13 @@ operator asks, with execute_forget_station. core/ha_discovery.py builds them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from connector.core import ha_discovery as ha
 from connector.core.datapoints import SEP
+from connector.core.strict_json import dumps
 from connector.mqtt.mqtt_link import MqttLink
 
 log = logging.getLogger(__name__)
@@ -116,4 +116,4 @@ class Discovery:
     def _publish(self, cp_id: str, entity: ha.Entity, source: str) -> None:
         topic = ha.config_topic(self._prefix, cp_id, entity)
         self._published[cp_id][topic] = source
-        self._link.publish(topic, json.dumps(entity.config), qos=1, retain=True)
+        self._link.publish(topic, dumps(entity.config), qos=1, retain=True)

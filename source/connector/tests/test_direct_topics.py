@@ -32,6 +32,11 @@ P = "n/direct/"
             "n/direct/CP_1/MeterValues/1/Energy.Active.Import.Register/Wh",
         ),
         ("a/b+#__connected", "n/direct/a%2Fb%2B%23/connected"),
+        # Names a station chose are escaped like ids (issue 17): no publish raises.
+        ("CP__Configuration__Vendor#Key", "n/direct/CP/Configuration/Vendor%23Key"),
+        ("CP__Variable__a+b__c/d", "n/direct/CP/Variable/a%2Bb/c%2Fd"),
+        ("CP__Variable__EVSE@1__Power", "n/direct/CP/Variable/EVSE@1/Power"),
+        ("CP__Configuration__50%\x00\x1f", "n/direct/CP/Configuration/50%25%00%1F"),
     ],
 )
 def test_sensor_topics(key: str, topic: str) -> None:

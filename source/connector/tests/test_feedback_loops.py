@@ -162,7 +162,8 @@ async def _own_value_becomes_actuator(probe: Probe, name: str, bridge: Any) -> N
         await station.send_meter_values(1, 3600)
         await probe.wait_for(topic)
         probe.publish(f"{name}/datapoint_map", {"actuator": {topic: LIMIT}}, retain=True)
-        await probe.wait_for_log("published it itself", topic)
+        # The broker hands the kept value over as retained: no command (issue 17).
+        await probe.wait_for_log("ignored a retained message on actuator topic", topic)
         await asyncio.sleep(QUIET / 2)
         assert station.calls("SetChargingProfile") == []
         # A command from someone else on that topic still works.

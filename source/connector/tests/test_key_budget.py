@@ -6,7 +6,13 @@ import logging
 
 import pytest
 
-from connector.core.key_budget import KeyBudget, station_of
+from connector.core.key_budget import (
+    EXAMPLE_MAX_CHARS,
+    MAX_KEY_LENGTH,
+    KeyBudget,
+    example,
+    station_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,3 +37,42 @@ def test_budget_is_per_station_and_warns_once(caplog: pytest.LogCaptureFixture) 
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
     assert "CP_1" in warnings[0] and "OCPP_MAX_KEYS_PER_STATION (3 keys)" in warnings[0]
+
+
+def test_a_key_longer_than_any_real_one_is_never_admitted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    budget = KeyBudget(5000)
+    long_key = "CP_1__BootNotification__customData." + "k" * 60_000
+    with caplog.at_level(logging.WARNING, "connector.core.key_budget"):
+        assert budget.admit(long_key, "v") is False
+        assert budget.admit(long_key + "2", "v") is False
+        assert budget.admit("CP_1__" + "k" * (MAX_KEY_LENGTH - 6), 1) is True
+    # One WARNING, naming the station and only the start of the name.
+    assert len(caplog.records) == 1
+    assert "CP_1" in caplog.records[0].getMessage()
+    assert len(caplog.records[0].getMessage()) < 400
+
+
+def test_the_budget_counts_bytes_not_only_keys(caplog: pytest.LogCaptureFixture) -> None:
+    budget = KeyBudget(5000, byte_limit=10_000)
+    with caplog.at_level(logging.WARNING, "connector.core.key_budget"):
+        admitted = [budget.admit(f"CP_1__k{n}__" + "x" * 300, "v") for n in range(100)]
+        assert budget.admit("CP_2__k", "v") is True  # another station's budget is its own
+    # Each key is about 320 bytes: about 30 fit in 10,000.
+    assert 25 <= admitted.count(True) <= 32
+    assert admitted == sorted(admitted, reverse=True)  # once full, nothing more
+    assert "OCPP_MAX_KEY_BYTES_PER_STATION (10000 bytes" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1.5, 1.5),
+        ("short", "short"),
+        ("x" * 60_000, "x" * (EXAMPLE_MAX_CHARS - 1) + "…"),
+        (None, None),
+    ],
+)
+def test_examples_are_short(value: object, shown: object) -> None:
+    assert example(value) == shown
