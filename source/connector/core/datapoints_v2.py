@@ -25,6 +25,7 @@ from connector.core.datapoints import (
     parse_timestamp,
     shown,
 )
+from connector.core.secrets import is_secret
 
 # TransactionEvent fields published as `<cp>__TransactionEvent__<evseId>__<field>`.
 TRANSACTION_EVENT_FIELDS = (
@@ -217,11 +218,18 @@ def report_variables(
     cp_id: str, report_data: Iterable[Mapping[str, Any]], now: int
 ) -> dict[str, Datapoint]:
     """NotifyReport's reportData: the Actual value of each variable, by its key
-    (an attribute without a type is the Actual one)."""
+    (an attribute without a type is the Actual one). Secrets (write-only, or
+    named like one: core/secrets.py) are left out."""
     points: dict[str, Datapoint] = {}
     for item in report_data:
+        if is_secret(item["variable"].get("name")):
+            continue
         for attribute in item.get("variableAttribute") or []:
-            if attribute.get("type", "Actual") == "Actual" and "value" in attribute:
+            if (
+                attribute.get("type", "Actual") == "Actual"
+                and "value" in attribute
+                and attribute.get("mutability") != "WriteOnly"
+            ):
                 key = variable_key(cp_id, item["component"], item["variable"])
                 points[key] = Datapoint(key, variable_value(attribute["value"]), now)
     return points
@@ -233,6 +241,8 @@ def event_variables(
     """NotifyEvent's eventData: each event's actualValue, with its own timestamp."""
     points = []
     for event in event_data:
+        if is_secret(event["variable"].get("name")):
+            continue
         stamp = parse_timestamp(event.get("timestamp")) or now
         key = variable_key(cp_id, event["component"], event["variable"])
         points.append(Datapoint(key, variable_value(event.get("actualValue")), stamp))
@@ -243,7 +253,7 @@ def event_variables(
 def get_variables_result(
     cp_id: str, results: Iterable[Mapping[str, Any]], now: int
 ) -> list[Datapoint]:
-    """GetVariables' answer: each accepted value."""
+    """GetVariables' answer: each accepted value (secrets left out)."""
     return [
         Datapoint(
             variable_key(cp_id, result["component"], result["variable"]),
@@ -253,6 +263,7 @@ def get_variables_result(
         for result in results
         if result.get("attributeStatus") == "Accepted"
         and result.get("attributeType", "Actual") == "Actual"
+        and not is_secret(result["variable"].get("name"))
     ]
 
 

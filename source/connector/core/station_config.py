@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.core.datapoints import SEP, Datapoint
+from connector.core.secrets import is_secret
 
 RATE_UNIT_KEY = "ChargingScheduleAllowedChargingRateUnit"
 MAX_STACK_LEVEL_KEY = "ChargeProfileMaxStackLevel"
@@ -125,10 +126,12 @@ def capabilities(config: Mapping[str, str | None]) -> Capabilities:
 def configuration_datapoints(
     cp_id: str, config: Mapping[str, str | None], now: int
 ) -> list[Datapoint]:
-    """`<cp>__Configuration__<key>`, with the value as the station sent it (a string)."""
+    """`<cp>__Configuration__<key>`, with the value as the station sent it (a string).
+    Keys that hold secrets (`AuthorizationKey`, core/secrets.py) are left out."""
     return [
         Datapoint(f"{cp_id}{SEP}Configuration{SEP}{key}", value, now)
         for key, value in config.items()
+        if not is_secret(key)
     ]
 
 

@@ -91,15 +91,17 @@ def test_read_configuration_and_datapoints() -> None:
     answer = {
         "configurationKey": [
             {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
-            {"key": "AuthorizationKey", "readonly": False},
+            {"key": "AuthorizationKey", "readonly": False, "value": "s3cret"},
+            {"key": "NoValue", "readonly": True},
         ],
         "unknownKey": ["Foo"],
     }
     config = sc.read_configuration(answer)
-    assert config == {"HeartbeatInterval": "300", "AuthorizationKey": None}
+    assert config == {"HeartbeatInterval": "300", "AuthorizationKey": "s3cret", "NoValue": None}
+    # A station's password never becomes a key (issue 17).
     assert sc.configuration_datapoints("CP", config, 9) == [
         Datapoint("CP__Configuration__HeartbeatInterval", "300", 9),
-        Datapoint("CP__Configuration__AuthorizationKey", None, 9),
+        Datapoint("CP__Configuration__NoValue", None, 9),
     ]
     assert sc.read_configuration({}) == {}
 
