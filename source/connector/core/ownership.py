@@ -9,7 +9,8 @@ That order is the same for all of them, so they agree without clocks:
 - an instance whose own claim has not come back yet is not the owner: a
   claim heard meanwhile was handled before ours, and ours will win;
 - an instance that hears another claim after its own has lost the station,
-  and closes its connection.
+  and closes its connection (cluster.py first checks that the claim comes
+  from a running instance that stands by it: see there).
 
 So a station that moves while its old socket is half-open, or two instances
 that accept the same id within milliseconds, end with exactly one owner, and
@@ -21,6 +22,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+# Instance numbers (CONNECTOR_INSTANCE) and connection ids as we make them.
+MAX_INSTANCE = 63
+MAX_CONNECTION_ID = 64
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,14 @@ def decode(payload: bytes) -> Claim | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("connection"), str):
         return None
+    if not 0 < len(data["connection"]) <= MAX_CONNECTION_ID:
+        return None
     instance = data.get("instance")
-    if instance is not None and (not isinstance(instance, int) or isinstance(instance, bool)):
+    if instance is not None and (
+        not isinstance(instance, int)
+        or isinstance(instance, bool)
+        or not 0 <= instance <= MAX_INSTANCE
+    ):
         return None
     return Claim(instance, data["connection"])
 
@@ -74,8 +85,9 @@ class Ownership:
 
     def heard(self, cp_id: str, claim: Claim) -> str:
         """A claim came from the broker. Returns what we must do:
-        "lost" (close our connection), "reassert" (publish our claim again:
-        an older connection's release overwrote it), or ""."""
+        "lost" (another claim is the latest: close our connection once `lose`
+        is called), "reassert" (publish our claim again: an older connection's
+        release overwrote it), or ""."""
         self.latest[cp_id] = claim
         ours = self._ours.get(cp_id)
         if ours is None:
@@ -88,8 +100,15 @@ class Ownership:
             return ""  # handled before our claim: ours is later and wins
         if claim.instance is None:
             return "reassert"
-        del self._ours[cp_id]
         return "lost"
+
+    def lose(self, cp_id: str, connection: str) -> bool:
+        """We gave the station up (after "lost"); False if that connection is gone already."""
+        ours = self._ours.get(cp_id)
+        if ours is None or ours[0] != connection:
+            return False
+        del self._ours[cp_id]
+        return True
 
     def ours(self) -> dict[str, str]:
         """Our stations and their connection ids."""

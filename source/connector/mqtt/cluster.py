@@ -18,6 +18,20 @@ the only thing the instances share:
   `offline`.
 - When an instance dies, the leader waits DEAD_GRACE s for its stations to
   come back elsewhere, then reports those that did not `connected=false`.
+
+What reaches these topics is not all ours (issue 17): the broker sends an
+instance's will when only its presence connection blipped, and anyone who
+may write `<name>/#` can publish there (deploy/mosquitto.acl keeps them
+out). So:
+- an instance that hears itself reported `offline` while it runs says
+  `online` again and re-asserts its claims at once, and the leader acts only
+  on an absence that outlives DEAD_GRACE;
+- a claim that would take a station from us is acted on only after
+  CLAIM_CONFIRM s, and only if it is still the latest and comes from an
+  instance that is running; an instance that hears a claim in its own name
+  that it never made disowns it (publishes its release), and the holder
+  then re-asserts its own;
+- presence and claims of instance numbers outside 0-63 are ignored.
 """
 
 from __future__ import annotations
@@ -29,7 +43,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
-from connector.core.ownership import Claim, Ownership, decode, encode
+from connector.core.ownership import MAX_INSTANCE, Claim, Ownership, decode, encode
+from connector.core.strict_json import dumps
 from connector.mqtt.bemcom import available_interval
 from connector.mqtt.mqtt_link import MqttLink
 
@@ -40,6 +55,11 @@ ONLINE, OFFLINE = b"online", b"offline"
 # reported disconnected; with the broker's will (at once after a kill, 1.5
 # keep-alives after a network loss) well within CONTRACT §9's 30 s.
 DEAD_GRACE = 10.0
+# s a claim that takes a station from us must stay the latest, from a running
+# instance, before we close our connection (CONTRACT §9 allows 2 s).
+CLAIM_CONFIRM = 1.0
+# Connection ids we issued, remembered to tell a forged claim in our name.
+ISSUED_KEPT = 100_000
 
 
 class Cluster:
@@ -74,6 +94,9 @@ class Cluster:
         self._union_dirty = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        # Connection ids we issued (bounded), and stations whose loss is being confirmed.
+        self._issued: dict[str, None] = {}
+        self._confirming: set[str] = set()
 
     @property
     def topics(self) -> list[str]:
@@ -96,6 +119,15 @@ class Cluster:
         """After each (re)connect of the presence connection: we are here."""
         self._presence.publish(self.topic_presence, ONLINE, qos=1, retain=True)
 
+    def reassert(self) -> None:
+        """We were reported offline while we run: our claims, again, before any
+        leader's grace runs out."""
+        for cp_id in self.ownership.ours():
+            if self.ownership.owns(cp_id):
+                ours = self.ownership.our_claim(cp_id)
+                if ours is not None:
+                    self._publish_claim(cp_id, ours)
+
     def goodbye(self) -> None:
         """A clean stop: no last will, so we say it ourselves. Releases first,
         so no one waits for stations we no longer hold."""
@@ -109,6 +141,9 @@ class Cluster:
     # ---- stations ------------------------------------------------------
 
     def claim(self, cp_id: str, connection: str) -> None:
+        self._issued[connection] = None
+        if len(self._issued) > ISSUED_KEPT:
+            del self._issued[next(iter(self._issued))]
         self._publish_claim(cp_id, self.ownership.claim(cp_id, connection))
 
     def release(self, cp_id: str, connection: str) -> None:
@@ -133,7 +168,9 @@ class Cluster:
         if topic.startswith(self.topic_owners):
             claim = decode(payload)
             if claim is not None:
-                self._heard_claim(unquote(topic[len(self.topic_owners) :]), claim)
+                self._heard_claim(unquote(topic[len(self.topic_owners) :]), claim, retained)
+            elif payload:
+                log.warning("ignored an invalid claim on %s", topic[:200])
             return True
         if topic == self.topic_status:
             if payload == OFFLINE and not self._stopping:
@@ -143,7 +180,7 @@ class Cluster:
         if topic.startswith(self.topic_instances):
             rest = topic[len(self.topic_instances) :]
             number, _, sub = rest.partition("/")
-            if not number.isdigit():
+            if not (number.isascii() and number.isdigit() and int(number) <= MAX_INSTANCE):
                 return True
             if sub == "available_datapoints":
                 self._heard_list(int(number), payload)
@@ -152,25 +189,60 @@ class Cluster:
             return True
         return False
 
-    def _heard_claim(self, cp_id: str, claim: Claim) -> None:
+    def _heard_claim(self, cp_id: str, claim: Claim, retained: bool = False) -> None:
         action = self.ownership.heard(cp_id, claim)
-        if action == "lost":
-            log.info(
-                "%s: a newer connection on instance %s takes over; closing ours",
+        if (
+            claim.instance == self.instance
+            and not retained  # an earlier run's claims are ours to report, not forged
+            and claim.connection not in self._issued
+        ):
+            log.warning(
+                "%s: a claim in the name of this instance that it never made; disowned",
                 cp_id,
-                claim.instance,
             )
-            self._on_lost(cp_id)
+            self._publish_claim(cp_id, Claim(None, claim.connection))
+        if action == "lost" and cp_id not in self._confirming:
+            self._confirming.add(cp_id)
+            self._spawn(self._confirm_loss(cp_id, claim))
         elif action == "reassert":
             # An older connection's release overwrote our claim on the broker.
             ours = self.ownership.our_claim(cp_id)
             if ours is not None:
                 self._publish_claim(cp_id, ours)
 
+    async def _confirm_loss(self, cp_id: str, claim: Claim) -> None:
+        """Close our connection if the claim that took the station stands."""
+        try:
+            await asyncio.sleep(CLAIM_CONFIRM)
+        finally:
+            self._confirming.discard(cp_id)
+        ours = self.ownership.our_claim(cp_id)
+        latest = self.ownership.latest.get(cp_id)
+        if ours is None or latest is None or latest == ours:
+            return  # gone meanwhile, or ours again (the claim was disowned)
+        if latest.instance not in (None, self.instance) and latest.instance in self.live:
+            if self.ownership.lose(cp_id, ours.connection):
+                log.info(
+                    "%s: a newer connection on instance %s takes over; closing ours",
+                    cp_id,
+                    latest.instance,
+                )
+                self._on_lost(cp_id)
+            return
+        log.warning(
+            "%s: ignored a claim of instance %s, which is not running; ours stands",
+            cp_id,
+            latest.instance,
+        )
+        self._publish_claim(cp_id, ours)
+
     def _heard_presence(self, number: int, payload: bytes) -> None:
         if number == self.instance:
             if payload == OFFLINE and not self._stopping:
-                self.announce()  # the will of an earlier run of ours
+                # The will of an earlier run of ours, or of a blip of our
+                # presence connection, or a forged one: we are here.
+                self.announce()
+                self.reassert()
             return
         if payload == ONLINE:
             self.live.add(number)
@@ -194,7 +266,7 @@ class Cluster:
                     len(held),
                     DEAD_GRACE,
                 )
-                self._spawn(self._report_gone(held))
+                self._spawn(self._report_gone(held, number))
         self._union_dirty.set()
 
     def claims_of_earlier_run(self) -> None:
@@ -208,12 +280,16 @@ class Cluster:
             if claim.instance == self.instance and ours.get(cp) != claim.connection
         }
         if held:
-            self._spawn(self._report_gone(held, leader_only=False))
+            self._spawn(self._report_gone(held, None))
 
-    async def _report_gone(self, held: dict[str, Claim], leader_only: bool = True) -> None:
+    async def _report_gone(self, held: dict[str, Claim], number: int | None) -> None:
+        """`number`: the instance reported offline, whose absence must outlive
+        the grace; None for our own earlier run (we report those ourselves)."""
         await asyncio.sleep(DEAD_GRACE)
-        if leader_only and not self.is_leader:
-            return  # the leader reports (a new leader, if the old one died too)
+        if number is not None and (number in self.live or not self.is_leader):
+            # It is back (a blip, or a forged offline), or the leader reports
+            # (a new leader, if the old one died too).
+            return
         for cp_id, claim in held.items():
             if self.ownership.latest.get(cp_id) == claim:  # nobody took it meanwhile
                 self._publish_claim(cp_id, Claim(None, claim.connection))
@@ -248,7 +324,7 @@ class Cluster:
             self._union_dirty.clear()
             if not self.is_leader:
                 continue
-            payload = json.dumps(self.union()).encode()
+            payload = dumps(self.union()).encode()
             self._link.publish(self.topic_union, payload, qos=1, retain=True)
             await asyncio.sleep(available_interval(len(payload)))
 
