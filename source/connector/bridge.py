@@ -8,7 +8,6 @@ limits (charging_control.py), transaction ids, and BEMCom's MQTT.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -24,7 +23,8 @@ from connector.core import charging_profiles as cp
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
 from connector.core.limit_store import cp_id_of
-from connector.core.transaction_ids import TransactionIds
+from connector.core.secrets import redact_text
+from connector.core.transaction_ids import INT32_MAX, RESERVE, TransactionIds
 from connector.log_flood import LogFloodGuard
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
 from connector.mqtt.cluster import Cluster
@@ -43,6 +43,7 @@ from connector.stations.tls import client_context, server_context
 
 log = logging.getLogger(__name__)
 
+STATE_PREFIX = "state/"
 STATE_TRANSACTION_ID = "last_transaction_id"
 # Keep-alive toward the broker with several instances: a lost instance's will
 # goes out within 1.5 of these, so its stations are reported within 30 s.
@@ -51,7 +52,11 @@ CLUSTER_KEEPALIVE = 10
 STATE_BOOT_RECORD = "boot_records/"
 # Wait for the retained datapoint map and state before accepting stations.
 READY_TIMEOUT = 5.0
-SHUTDOWN_FLUSH_TIMEOUT = 5.0
+# SIGTERM ends within this many seconds (CONTRACT §7), whatever stations do:
+# they get CLOSE_TIMEOUT for their closing handshake, then their TCP
+# connections are dropped; MQTT is flushed in what is left.
+SHUTDOWN_TIMEOUT = 4.5
+CLOSE_TIMEOUT = 1.0
 CLOSE_GOING_AWAY = 1001
 
 STATION_CLASSES: dict[str, type[Station]] = {
@@ -63,6 +68,25 @@ STATION_CLASSES: dict[str, type[Station]] = {
 
 def boot_record_name(cp_id: str) -> str:
     return STATE_BOOT_RECORD + quote(cp_id, safe="")
+
+
+def loads_or_none(payload: bytes) -> Any:
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def valid_boot_record(payload: bytes) -> bool:
+    """`{"ocpp": "2.0.1", "accepted": <ms>}`, as _on_boot writes it."""
+    record = loads_or_none(payload)
+    return (
+        isinstance(record, dict)
+        and record.get("ocpp") in STATION_CLASSES
+        and isinstance(record.get("accepted"), int)
+        and not isinstance(record.get("accepted"), bool)
+        and record["accepted"] > 0
+    )
 
 
 class Bridge:
@@ -134,6 +158,7 @@ class Bridge:
                 keepalive=CLUSTER_KEEPALIVE if self.instance is not None else KEEPALIVE,
             ),
             max_keys_per_station=settings.ocpp_max_keys_per_station,
+            max_key_bytes_per_station=settings.ocpp_max_key_bytes_per_station,
             instance=self.instance,
             direct_topics=settings.direct_topics,
             discovery_prefix=settings.homeassistant_discovery_prefix
@@ -173,6 +198,7 @@ class Bridge:
             ServerOptions(
                 max_message_size=settings.ocpp_max_message_size,
                 max_connections=settings.ocpp_max_connections,
+                max_handshakes_per_address=settings.ocpp_max_handshakes_per_address,
                 ping_interval=settings.ocpp_ping_interval,
                 allowed=settings.ocpp_allowed_charge_points,
                 passwords=settings.ocpp_basic_auth,
@@ -237,7 +263,10 @@ class Bridge:
             await self.stop()
 
     async def stop(self) -> None:
-        """Close stations (1001), publish them disconnected, flush MQTT (5 s at most)."""
+        """Close stations (1001), publish them disconnected, flush MQTT; all of it
+        within SHUTDOWN_TIMEOUT."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_TIMEOUT
         if self.cluster is not None:
             self.cluster.goodbye()
         elif self.bemcom is not None:
@@ -246,17 +275,24 @@ class Bridge:
         if self.central is not None:
             stations = list(self.central.stations.values())
             self.central.stations.clear()  # their ends are reported here, not twice
-            await asyncio.gather(
+            closing = asyncio.gather(
                 *(s.close(CLOSE_GOING_AWAY, "central system shutting down") for s in stations),
                 return_exceptions=True,
             )
+            try:
+                await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+            except TimeoutError:
+                # A station that does not answer the close (or floods us) must
+                # not hold the shutdown: its TCP connection is dropped.
+                for station in stations:
+                    station.abort()
             for station in stations:
                 self._publish(dp.connected(station.id, False, now_ms()))
-            await self.central.stop()
+            await self.central.stop(CLOSE_TIMEOUT / 2)
         for task in self._tasks:
             task.cancel()
         if self.bemcom is not None:
-            flushed = await self.bemcom.link.flush(SHUTDOWN_FLUSH_TIMEOUT)
+            flushed = await self.bemcom.link.flush(max(0.0, deadline - loop.time()))
             if not flushed:
                 log.warning("MQTT: %d messages not delivered at shutdown", self.bemcom.link.unacked)
             self._log_flood.flush()
@@ -265,7 +301,7 @@ class Bridge:
                 logging.getLogger().removeHandler(self._log_handler)
             self.bemcom.stop()
         if self._presence is not None:
-            await self._presence.flush(SHUTDOWN_FLUSH_TIMEOUT)
+            await self._presence.flush(max(0.1, deadline - loop.time()))
             self._presence.stop()
         if self.broker is not None:
             await self.broker.stop()
@@ -299,6 +335,8 @@ class Bridge:
             on_transaction_seen=self.charging.transaction_seen,
             energy_monotonic=self.settings.ocpp_energy_monotonic,
             id_tags=self.settings.ocpp_id_tags,
+            max_frames_per_second=self.settings.ocpp_max_frames_per_second,
+            mqtt_flowing=self.bemcom.link.flowing if self.bemcom is not None else None,
         )
 
     def _on_connect(self, station: Station) -> None:
@@ -362,32 +400,47 @@ class Bridge:
         self.bemcom.publish_state(name, value)
 
     def _on_state(self, name: str, payload: bytes) -> None:
+        """A retained state message (ours, from an earlier run or another instance).
+
+        Anyone who may write the broker can write these: each is validated,
+        and a bad one is ignored with a WARNING, never trusted into arithmetic."""
         if name.startswith(STATE_BOOT_RECORD):
             cp_id = unquote(name[len(STATE_BOOT_RECORD) :])
-            if payload:
+            if not payload:
+                self._boot_records.discard(cp_id)
+            elif valid_boot_record(payload):
                 self._boot_records.add(cp_id)
             else:
-                self._boot_records.discard(cp_id)
+                log.warning("%s: ignored an invalid boot record kept on the broker", cp_id)
             return
         # Our own last id, and the id of a single instance before (a floor for all).
         if name in (STATE_TRANSACTION_ID, self._state_transaction_id):
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                issued = json.loads(payload)
-                if isinstance(issued, int):
-                    self.transaction_ids.observe(issued)
+            issued = loads_or_none(payload)
+            if TransactionIds.plausible(issued):
+                self.transaction_ids.observe(issued)
+            elif payload:
+                log.warning(
+                    "ignored %s%s kept on the broker: %s is no transaction id this connector "
+                    "issued (1 to %d); ids go on from the clock",
+                    STATE_PREFIX,
+                    name,
+                    payload[:40].decode("utf-8", "replace"),
+                    INT32_MAX - RESERVE,
+                )
             return
         cp_id = cp_id_of(name)
         if cp_id is not None and self.charging.restore(cp_id, payload):
             # Kept limits that arrive late (the broker was away at start)
             # still reach a station that is already connected.
-            station = self._station(cp_id) if self.central is not None else None
+            station = self._station(cp_id)
             if station is not None:
                 station.spawn(self.charging.apply_all(station))
 
     # ---- actuators from MQTT ----------------------------------------
 
     def _on_actuator(self, topic: str, key: str, payload: bytes) -> None:
-        shown = payload[:200].decode("utf-8", "replace")
+        # Shortened, and without a secret an operator may have sent a station.
+        shown = redact_text(payload[:200].decode("utf-8", "replace"))
         try:
             target = cmd.parse_actuator_key(key, self.actuators)
             value = cmd.parse_actuator_payload(payload)
@@ -453,8 +506,9 @@ class Bridge:
         return None, cluster.is_leader
 
     def _station(self, cp_id: str) -> Station | None:
-        assert self.central is not None
-        return self.central.stations.get(cp_id)
+        # None before the OCPP server runs: a command heard that early is for
+        # a station not connected yet (a limit is kept, the rest dropped).
+        return self.central.stations.get(cp_id) if self.central is not None else None
 
     def _command(
         self, station: Station | None, target: cmd.ActuatorKey, request: act.Request
@@ -485,4 +539,4 @@ class Bridge:
                 message,
             )
             return
-        station.spawn(station.command("TriggerMessage", request.payload))
+        self.commands.submit(station, request, target.connector_id)

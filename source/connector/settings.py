@@ -91,6 +91,10 @@ class Settings:
     ocpp_id_tags: frozenset[str] | None = None
     ocpp_max_message_size: int = 65536
     ocpp_max_connections: int = 10000
+    # Handshakes in progress from one address at most (0: no limit).
+    ocpp_max_handshakes_per_address: int = 256
+    # Frames a second one station is read at, at most (after a burst).
+    ocpp_max_frames_per_second: float = 50.0
     # Seconds between WebSocket pings; a dead connection is noticed within
     # two of them. 0 turns pings off, for stations that never answer them.
     ocpp_ping_interval: float = 60.0
@@ -101,6 +105,8 @@ class Settings:
     mqtt_max_queued: int = 100000
     # Sensor keys one station may create; beyond it, new keys are dropped.
     ocpp_max_keys_per_station: int = 5000
+    # ... and bytes its keys and examples may take in available_datapoints.
+    ocpp_max_key_bytes_per_station: int = 1_000_000
     # permessage-deflate toward stations that ask for it.
     ocpp_compression: bool = False
     # Subprotocols offered to stations (CONTRACT §8).
@@ -324,6 +330,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OCPP_ID_TAGS": ("ocpp_id_tags", _id_set),
     "OCPP_MAX_MESSAGE_SIZE": ("ocpp_max_message_size", _int_in(1024, 16 * 1024 * 1024)),
     "OCPP_MAX_CONNECTIONS": ("ocpp_max_connections", _int_in(1, 1_000_000)),
+    "OCPP_MAX_HANDSHAKES_PER_ADDRESS": ("ocpp_max_handshakes_per_address", _int_in(0, 1_000_000)),
+    "OCPP_MAX_FRAMES_PER_SECOND": ("ocpp_max_frames_per_second", _float_in(1, 100_000)),
     "OCPP_PING_INTERVAL": ("ocpp_ping_interval", _non_negative_float),
     "MQTT_BROKER_USERNAME": ("mqtt_broker_username", str.strip),
     "MQTT_BROKER_PASSWORD": ("mqtt_broker_password", str),
@@ -331,6 +339,10 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MQTT_TLS_CA": ("mqtt_tls_ca", _file),
     "MQTT_MAX_QUEUED": ("mqtt_max_queued", _int_in(1, 100_000_000)),
     "OCPP_MAX_KEYS_PER_STATION": ("ocpp_max_keys_per_station", _int_in(1, 10_000_000)),
+    "OCPP_MAX_KEY_BYTES_PER_STATION": (
+        "ocpp_max_key_bytes_per_station",
+        _int_in(1000, 1_000_000_000),
+    ),
     "OCPP_COMPRESSION": ("ocpp_compression", _parse_bool),
     "OCPP_VERSIONS": ("ocpp_versions", parse_ocpp_versions),
     "CONNECTOR_INSTANCE": ("connector_instance", _int_in(0, 63)),

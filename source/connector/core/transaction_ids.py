@@ -20,6 +20,10 @@ from collections.abc import Callable
 EPOCH_2020 = 1_577_836_800
 INT32_MAX = 2**31 - 1
 MAX_INSTANCES = 64
+# A kept id must leave room for this many more: anyone who may write the
+# broker's retained state could otherwise set 2147483647 and make every
+# StartTransaction fail, across restarts.
+RESERVE = 2**24
 
 
 class TransactionIds:
@@ -32,9 +36,19 @@ class TransactionIds:
     def _clock_floor(self) -> int:
         return int(self._clock()) - EPOCH_2020
 
+    @staticmethod
+    def plausible(issued: object) -> bool:
+        """Whether an id kept on the broker can be one we issued, with room to go on."""
+        return (
+            isinstance(issued, int)
+            and not isinstance(issued, bool)
+            and 0 < issued <= INT32_MAX - RESERVE
+        )
+
     def observe(self, issued: int) -> None:
-        """Raise the floor to an id issued earlier (e.g. by a previous run)."""
-        if 0 < issued <= INT32_MAX:
+        """Raise the floor to an id issued earlier (e.g. by a previous run);
+        an implausible one (see `plausible`) is ignored."""
+        if self.plausible(issued):
             self._last = max(self._last, issued)
 
     @property

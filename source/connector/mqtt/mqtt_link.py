@@ -88,6 +88,12 @@ PACKET_ID_NOT_FOUND = 0x92
 # of the event loop at most (the rest follow on the next turn).
 READ_CHUNK = 65536
 MAX_PACKETS_PER_TURN = 500
+# Publishes waiting while connected beyond which stations are read more
+# slowly (`flowing` clears), and below which they are read at speed again.
+# While the broker is away stations are read as ever: values wait, up to
+# MQTT_MAX_QUEUED (CONTRACT §7).
+BACKPRESSURE_HIGH = 20_000
+BACKPRESSURE_LOW = 10_000
 MQTT5 = "5"
 MQTT311 = "3.1.1"
 # paho's reason for a broker that answered an MQTT 5 CONNECT as MQTT 3.1.1 does.
@@ -205,6 +211,9 @@ class MqttLink:
         self._wake = asyncio.Event()  # the connection was lost
         self._drain_scheduled = False
         self._write_scheduled = False
+        # Cleared while the broker takes values more slowly than they come.
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     @property
     def options(self) -> MqttOptions:
@@ -382,10 +391,17 @@ class MqttLink:
             with self._lock:
                 backlog = self._backlog2 if qos == 2 else self._backlog
                 if backlog or not self.connected.is_set() or not self._has_room(qos):
-                    if len(self._backlog) + len(self._backlog2) >= self._max_queued:
+                    waiting = len(self._backlog) + len(self._backlog2)
+                    if waiting >= self._max_queued:
                         dropped = True
                     else:
                         backlog.append((topic, payload, qos, retain))
+                        if (
+                            waiting >= BACKPRESSURE_HIGH
+                            and self.connected.is_set()
+                            and threading.get_ident() == self._loop_thread
+                        ):
+                            self.flowing.clear()
                         return True
                 else:
                     dropped = False
@@ -470,6 +486,8 @@ class MqttLink:
                 elif self._backlog and self._has_room(1):
                     item = self._backlog.popleft()
                 else:
+                    if len(self._backlog) + len(self._backlog2) <= BACKPRESSURE_LOW:
+                        self.flowing.set()
                     return
             self._send(*item)
 
@@ -574,6 +592,7 @@ class MqttLink:
             self._subscribing.clear()  # _on_connected subscribes again
             self._subacked_early.clear()
         self._in_loop(self._wake.set)
+        self._in_loop(self.flowing.set)  # while away, values wait (MQTT_MAX_QUEUED)
         if self.connected.is_set():
             self.connected.clear()
             if self._stopping:

@@ -1,12 +1,18 @@
 """The OCPP-J WebSocket server: handshake checks, station ids, the registry.
 
 Handshakes are refused before the upgrade:
-- HTTP 503 beyond OCPP_MAX_CONNECTIONS open connections;
+- HTTP 503 beyond OCPP_MAX_CONNECTIONS connections, handshakes in progress
+  included, so clients that connect and never finish cannot crowd out
+  stations; and a connection from an address that already has
+  OCPP_MAX_HANDSHAKES_PER_ADDRESS handshakes in progress gets 503 at once;
 - HTTP 400 when the id is empty, longer than 64 characters, holds `__` or a
-  control character, or when the station offers none of the subprotocols in
+  control character, ends in `_` (`CP1_`'s keys `CP1___…` would read as
+  CP1's), or when the station offers none of the subprotocols in
   OCPP_VERSIONS (CONTRACT §3 and §8);
-- HTTP 401 when the id is not allowed or the Basic credentials are wrong
-  (CONTRACT §7, Security Profile 1).
+- HTTP 401 when the id is not allowed, the Basic credentials are wrong
+  (CONTRACT §7, Security Profile 1), or, under Security Profile 3, the
+  client certificate's subject CN is not the station id (a certificate
+  proves who the station is, so it must name the id it connects as).
 A station that offers several subprotocols gets the newest one we offer.
 With a certificate it serves wss:// (Profile 2), and with a CA it requires
 client certificates (Profile 3). A handshake, TLS included, must finish
@@ -16,7 +22,9 @@ within HANDSHAKE_TIMEOUT, so a slow or stalled client cannot hold a slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
+import ipaddress
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -58,6 +66,9 @@ class ServerOptions:
     subprotocols: tuple[str, ...] = SUBPROTOCOLS
     # SO_REUSEPORT: OCPP_WORKERS processes share the port (CONTRACT §9).
     reuse_port: bool = False
+    # Handshakes in progress from one address at most; 0: no limit (behind a
+    # proxy every station comes from the proxy's address).
+    max_handshakes_per_address: int = 256
 
 
 # Shared by every connection after its handshake; nothing writes to it.
@@ -103,7 +114,35 @@ def id_problem(cp_id: str) -> str | None:
         return "the charge point id contains '__'"
     if any(ord(c) < 32 or ord(c) == 127 for c in cp_id):
         return "the charge point id contains a control character"
+    if cp_id.endswith("_"):
+        # Its keys `<id>__…` would begin with another id's `<id>___`.
+        return "the charge point id ends in '_'"
     return None
+
+
+def certificate_names(connection: ServerConnection) -> list[str] | None:
+    """The subject CNs of the client certificate; None without TLS or a certificate."""
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    certificate = ssl_object.getpeercert()
+    if not certificate:
+        return None
+    return [
+        value
+        for rdn in certificate.get("subject", ())
+        for name, value in rdn
+        if name == "commonName"
+    ]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def offered_subprotocols(headers: Headers) -> list[str]:
@@ -112,6 +151,25 @@ def offered_subprotocols(headers: Headers) -> list[str]:
         for value in headers.get_all("Sec-WebSocket-Protocol")
         for part in value.split(",")
     ]
+
+
+class _CountedConnection(ServerConnection):
+    """A connection that counts as a handshake in progress for its address
+    from the TCP accept until its handshake ends (CentralSystem._pending)."""
+
+    central: CentralSystem | None = None  # set per server, on a subclass
+    counted_address: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        central = self.central
+        if central is not None:
+            central.handshake_started(self, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.central is not None:
+            self.central.connection_ended(self)
 
 
 class CentralSystem:
@@ -141,6 +199,50 @@ class CentralSystem:
         self.stations: dict[str, Station] = {}
         self._server: Server | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        # Address -> handshakes in progress from it; every connection, open or not.
+        self._pending: dict[str, int] = {}
+        self._connections: set[_CountedConnection] = set()
+        self._connection_class = type("CountedConnection", (_CountedConnection,), {"central": self})
+
+    def handshake_started(
+        self, connection: _CountedConnection, transport: asyncio.BaseTransport
+    ) -> None:
+        self._connections.add(connection)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        pending = self._pending.get(address, 0)
+        cap = self.options.max_handshakes_per_address
+        if cap and pending >= cap:
+            log.warning(
+                "refused a connection from %s with 503: it has %d handshakes in progress "
+                "(OCPP_MAX_HANDSHAKES_PER_ADDRESS)",
+                address,
+                pending,
+            )
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+                transport.close()
+            return
+        self._pending[address] = pending + 1
+        connection.counted_address = address
+
+    def connection_ended(self, connection: _CountedConnection) -> None:
+        self._connections.discard(connection)
+        self.handshake_ended(connection)
+
+    def handshake_ended(self, connection: _CountedConnection) -> None:
+        address = connection.counted_address
+        if address is None:
+            return
+        connection.counted_address = None
+        left = self._pending.get(address, 1) - 1
+        if left > 0:
+            self._pending[address] = left
+        else:
+            self._pending.pop(address, None)
 
     async def start(self) -> None:
         options = self.options
@@ -166,22 +268,38 @@ class CentralSystem:
             ssl=options.ssl_context,
             compression="deflate" if options.compression else None,
             reuse_port=options.reuse_port or None,
+            create_connection=self._connection_class,
+            # Frames wait here when the station's reader pauses (a station that
+            # sends faster than it is served): 4 frames of at most max_size,
+            # then TCP's flow control holds the station back.
+            max_queue=4,
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
+        self.warn_if_open()
         scheme = "wss" if options.ssl_context else "ws"
         log.info(
             "OCPP server listening on %s://%s:%d/<charge point id>", scheme, self.host, self.port
         )
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 1.0) -> None:
+        """Stop listening and close what is left with 1001; after `timeout` s,
+        drop the TCP connections that did not finish their closing handshake."""
         if self._server is not None:
             self._server.close(close_connections=True)
-            await self._server.wait_closed()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), timeout)
+            except TimeoutError:
+                for connection in list(self._connections):
+                    connection.transport.abort()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._server.wait_closed(), timeout)
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         assert self._server is not None
-        if len(self._server.all_connections) >= self.options.max_connections:
+        # Every connection has a handler task from its TCP accept on: open
+        # connections and handshakes in progress alike (this one included).
+        if len(self._server.handler_tasks) > self.options.max_connections:
             return self._refuse(
                 connection,
                 request,
@@ -202,6 +320,8 @@ class CentralSystem:
             self.options.allowed,
             self.options.passwords,
         )
+        if denied is None:
+            denied = self._certificate_refusal(connection, cp_id)
         if denied is not None:
             response = self._refuse(connection, request, denied, http.HTTPStatus.UNAUTHORIZED)
             response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
@@ -214,6 +334,35 @@ class CentralSystem:
                 f"the station offers none of the subprotocols {', '.join(ours)} (OCPP_VERSIONS)",
             )
         return None
+
+    def _certificate_refusal(self, connection: ServerConnection, cp_id: str) -> str | None:
+        """Security Profile 3: the certificate must name the id it connects as."""
+        context = self.options.ssl_context
+        if context is None or context.verify_mode != ssl.CERT_REQUIRED:
+            return None
+        names = certificate_names(connection)
+        if not names:
+            return "the client certificate has no subject CN"
+        if cp_id not in names:
+            # The CN is the certificate's, not a secret; shortened all the same.
+            return f"the client certificate is for {names[0][:64]!r}, not for this id"
+        return None
+
+    def warn_if_open(self) -> None:
+        """Neither passwords nor client certificates: anyone may be any station."""
+        options = self.options
+        profile3 = options.ssl_context is not None and (
+            options.ssl_context.verify_mode == ssl.CERT_REQUIRED
+        )
+        if options.passwords is None and not profile3 and not is_loopback(self.host):
+            log.warning(
+                "stations are not authenticated: any client that reaches %s:%d can connect as "
+                "any station and send its values, or take its commands. Set OCPP_BASIC_AUTH "
+                "(Security Profile 1 or 2) or OCPP_TLS_CA (3)%s",
+                self.host,
+                self.port,
+                "" if options.allowed is None else "; OCPP_ALLOWED_CHARGE_POINTS only names ids",
+            )
 
     def _select_subprotocol(self, connection: ServerConnection, offered: Any) -> Any:
         # websockets' default picks by the station's order; CONTRACT §8 asks
@@ -241,6 +390,8 @@ class CentralSystem:
 
     async def _serve_station(self, connection: ServerConnection) -> None:
         assert connection.request is not None
+        if isinstance(connection, _CountedConnection):
+            self.handshake_ended(connection)
         cp_id = charge_point_id(connection.request.path)
         forget_handshake_headers(connection)
         version = ocpp_version(connection.subprotocol)

@@ -7,6 +7,9 @@ publishes `<cp>__ChargingLimit…` once a station accepted a limit.
 Limits are applied one at a time per connector. A value overtaken by a newer
 one while it waited is skipped: an energy manager that sends a new limit
 every second to a slow station gets the newest limit through, not a backlog.
+Requests are coalesced: per connector one application runs and at most one
+waits, whatever the number of requests (5,000 limits to a silent station
+were 5,000 tasks).
 
 A value equal to the limit the station accepted on this connection is not
 sent again: many stations write every profile to flash, and an energy
@@ -52,6 +55,9 @@ class ChargingControl:
         self.store = LimitStore()
         self._publish = publish
         self._persist = persist
+        # (station, connector) with an application waiting for its lock, and
+        # whether it must apply even a limit already applied (a new session).
+        self._scheduled: dict[tuple[Station, int], bool] = {}
 
     # ---- requests from MQTT and the broker's retained state -----------
 
@@ -78,7 +84,7 @@ class ChargingControl:
                 connector_id,
             )
             return
-        generation = self.store.set(cp_id, connector_id, limit)
+        self.store.set(cp_id, connector_id, limit)
         if not speaks:
             return
         self._save(cp_id)
@@ -91,7 +97,28 @@ class ChargingControl:
                 connector_id,
             )
             return
-        station.spawn(self.apply(station, connector_id, generation))
+        self._schedule(station, connector_id)
+
+    def _schedule(self, station: Station, connector_id: int, force: bool = False) -> None:
+        """Apply the connector's latest limit soon; coalesced with a waiting one."""
+        key = (station, connector_id)
+        if key in self._scheduled:
+            self._scheduled[key] = self._scheduled[key] or force
+            return
+        self._scheduled[key] = force
+        station.spawn(self._apply_scheduled(station, connector_id))
+
+    async def _apply_scheduled(self, station: Station, connector_id: int) -> None:
+        key = (station, connector_id)
+        try:
+            await station.learned.wait()  # the unit and stack level depend on it
+            lock = station.limit_locks.setdefault(connector_id, asyncio.Lock())
+            async with lock:
+                # Requests from now on schedule another pass.
+                force = self._scheduled.pop(key, False)
+                await self._apply_locked(station, connector_id, None if force else "latest")
+        finally:
+            self._scheduled.pop(key, None)
 
     def _in_force(self, station: Station, connector_id: int, limit: float) -> bool:
         """The station accepted this very limit on this connection, for the session
@@ -130,7 +157,7 @@ class ChargingControl:
             and entry is not None
             and entry[0] is not None
         ):
-            station.spawn(self.apply(station, connector_id))
+            self._schedule(station, connector_id, force=True)
 
     # ---- applying ----------------------------------------------------
 
@@ -150,22 +177,31 @@ class ChargingControl:
         await station.learned.wait()  # the unit and stack level depend on it
         lock = station.limit_locks.setdefault(connector_id, asyncio.Lock())
         async with lock:
-            entry = self.store.get(station.id, connector_id)
-            if entry is None:
-                return
-            limit, current = entry
-            if generation is not None and (
-                generation != current or station.applied_generations.get(connector_id) == current
-            ):
-                return
-            try:
-                if limit is None:
-                    await self._clear(station, connector_id, current)
-                else:
-                    await self._set(station, connector_id, limit)
-            except StationGone:
-                return
-            station.applied_generations[connector_id] = current
+            await self._apply_locked(station, connector_id, generation)
+
+    async def _apply_locked(
+        self, station: Station, connector_id: int, generation: int | str | None
+    ) -> None:
+        """`generation`: None applies whatever is current; "latest" too, unless it
+        was applied on this connection already; a number only if still current."""
+        entry = self.store.get(station.id, connector_id)
+        if entry is None:
+            return
+        limit, current = entry
+        if generation == "latest":
+            generation = current
+        if generation is not None and (
+            generation != current or station.applied_generations.get(connector_id) == current
+        ):
+            return
+        try:
+            if limit is None:
+                await self._clear(station, connector_id, current)
+            else:
+                await self._set(station, connector_id, limit)
+        except StationGone:
+            return
+        station.applied_generations[connector_id] = current
 
     async def _call(self, station: Station, action: str, payload: dict[str, Any]) -> str:
         try:

@@ -6,6 +6,11 @@ configuration change is read back so `<cp>__Configuration__<key>` shows the
 value in force. Commands to one station go one at a time, in arrival order
 (the station's call lock is first come, first served); a silent station
 delays only its own commands, by OCPP_RESPONSE_TIMEOUT at most each.
+
+Commands waiting for one station are bounded: one equal to a command
+already waiting is not queued again (a trigger pressed ten times is sent
+once), and beyond MAX_WAITING commands the newest are dropped with a
+WARNING. 5,000 commands to a silent station were 5,000 tasks.
 """
 
 from __future__ import annotations
@@ -22,10 +27,19 @@ from connector.stations.station_v2 import StationV201
 
 log = logging.getLogger(__name__)
 
+# Commands waiting (or running) for one station at most.
+MAX_WAITING = 32
+
+
+def _identity(request: act.Request) -> str:
+    return request.action + repr(sorted(request.payload.items()))
+
 
 class CommandRunner:
     def __init__(self, publish: Callable[[list[dp.Datapoint]], None]) -> None:
         self._publish = publish
+        # Station -> the commands waiting or running for it, by identity.
+        self._waiting: dict[Station, set[str]] = {}
 
     def submit(self, station: Station, request: act.Request, connector_id: int | None) -> None:
         if request.action in ("RemoteStopTransaction", "RequestStopTransaction") and (
@@ -42,7 +56,33 @@ class CommandRunner:
                 )
                 return
             request = act.Request(request.action, {"transactionId": transaction_id})
-        station.spawn(self.run(station, request))
+        waiting = self._waiting.setdefault(station, set())
+        identity = _identity(request)
+        if identity in waiting:
+            log.info(
+                "%s: %s is already waiting to be sent; not queued twice", station.id, request.action
+            )
+            return
+        if len(waiting) >= MAX_WAITING:
+            log.warning(
+                "%s: %d commands are waiting for the station already; dropped %s",
+                station.id,
+                len(waiting),
+                request.action,
+            )
+            return
+        waiting.add(identity)
+        station.spawn(self._run_queued(station, request, identity))
+
+    async def _run_queued(self, station: Station, request: act.Request, identity: str) -> None:
+        try:
+            await self.run(station, request)
+        finally:
+            waiting = self._waiting.get(station)
+            if waiting is not None:
+                waiting.discard(identity)
+                if not waiting:
+                    del self._waiting[station]
 
     async def run(self, station: Station, request: act.Request) -> None:
         status, answer = await station.command(request.action, request.payload)

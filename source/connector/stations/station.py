@@ -59,6 +59,7 @@ from connector.core import datapoints as dp
 from connector.core.commands import format_time
 from connector.core.electrical import Electrical
 from connector.core.energy_guard import EnergyGuard
+from connector.core.secrets import redact_frame
 from connector.core.station_config import Capabilities
 from connector.stations import schema_validation
 from connector.stations.frames import (
@@ -90,6 +91,9 @@ INCOMING_QUEUE_SIZE = 64
 # Transactions remembered per station, so a station that never stops its
 # sessions cannot grow memory without bound.
 MAX_TRACKED_TRANSACTIONS = 64
+# Frames a station may send in a burst before OCPP_MAX_FRAMES_PER_SECOND
+# holds it back, in seconds' worth.
+BURST_SECONDS = 2.0
 
 
 TIMEOUT = "Timeout"
@@ -125,6 +129,10 @@ class StationHooks:
     energy_monotonic: bool = True
     # OCPP_ID_TAGS: when set, other tags are answered Invalid.
     id_tags: frozenset[str] | None = None
+    # OCPP_MAX_FRAMES_PER_SECOND: beyond it, the station is read more slowly.
+    max_frames_per_second: float = 50.0
+    # Set while MQTT can take more; a station's next frame waits for it.
+    mqtt_flowing: asyncio.Event | None = None
 
 
 class Flag:
@@ -218,13 +226,26 @@ class Station:
         self._incoming: asyncio.Queue[Call] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The token bucket of OCPP_MAX_FRAMES_PER_SECOND.
+        self._tokens = hooks.max_frames_per_second * BURST_SECONDS
+        self._tokens_at = 0.0
 
     # ---- receive path -------------------------------------------------
 
     async def start(self) -> None:
-        """Serve the connection until it closes. Never raises for bad input."""
+        """Serve the connection until it closes. Never raises for bad input.
+
+        A station is read no faster than OCPP_MAX_FRAMES_PER_SECOND (after a
+        burst), nor faster than MQTT takes the values: while the reader waits,
+        websockets holds a few frames and then TCP's flow control holds the
+        station. So one station that floods costs bounded memory and CPU, and
+        nothing it sends is buffered without end."""
+        flowing = self.hooks.mqtt_flowing
         try:
             async for raw in self._connection:
+                await self._throttle()
+                if flowing is not None and not flowing.is_set():
+                    await flowing.wait()
                 await self._on_frame(raw)
         except ConnectionClosed as closed:
             log.info("%s: connection closed (%s)", self.id, closed)
@@ -237,10 +258,34 @@ class Station:
             for task in list(self._tasks):
                 task.cancel()
 
+    async def _throttle(self) -> None:
+        rate = self.hooks.max_frames_per_second
+        now = asyncio.get_running_loop().time()
+        tokens = min(rate * BURST_SECONDS, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if tokens < 1:
+            log.warning(
+                "%s: sends more than OCPP_MAX_FRAMES_PER_SECOND (%g frames a second); "
+                "read more slowly",
+                self.id,
+                rate,
+            )
+            await asyncio.sleep((1 - tokens) / rate)
+            self._tokens_at = asyncio.get_running_loop().time()
+            tokens = 1
+        self._tokens = tokens - 1
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (shutdown, when a close takes too long)."""
+        transport = getattr(self._connection, "transport", None)
+        if transport is not None:
+            transport.abort()
+
     async def _on_frame(self, raw: str | bytes) -> None:
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         if self.hooks.on_raw_frame is not None:
-            self.hooks.on_raw_frame(self.id, text)
+            # Raw messages carry what the station sent, but not its secrets.
+            self.hooks.on_raw_frame(self.id, redact_frame(text))
         message = parse_frame(raw, self.ocpp_version)
         if isinstance(message, FrameError):
             log.warning("%s: refused a frame: %s", self.id, message.description)

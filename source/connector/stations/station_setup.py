@@ -21,7 +21,10 @@
    and .TxUpdatedInterval).
 4. Apply the charging limits in force.
 
-One setup runs at a time per station; a BootNotification starts another.
+One setup runs at a time per station; a BootNotification starts another,
+unless one is already waiting to run (it will see that boot): a station that
+sends BootNotifications as fast as it can gets one setup running and one
+waiting, not one task per boot.
 """
 
 from __future__ import annotations
@@ -72,12 +75,16 @@ class StationSetup:
         self.commands = commands
         # Whether an earlier run (or this one) accepted the station's boot.
         self._has_boot_record = has_boot_record
+        # Stations with a setup waiting for their setup lock.
+        self._waiting: set[Station] = set()
 
     def connected(self, station: Station) -> None:
         station.spawn(self._after_connect(station))
 
     def booted(self, station: Station) -> None:
-        station.spawn(self.setup(station))
+        if station not in self._waiting:
+            self._waiting.add(station)
+            station.spawn(self.setup(station))
 
     async def _after_connect(self, station: Station) -> None:
         wait = self.settings.ocpp_boot_wait
@@ -116,13 +123,21 @@ class StationSetup:
         await self.setup(station)
 
     async def setup(self, station: Station) -> None:
-        async with station.setup_lock:
-            try:
-                await self._learn(station)
-                await self._configure_metering(station)
-            finally:
-                station.learned.set()
-            await self.charging.apply_all(station)
+        self._waiting.add(station)
+        started = False
+        try:
+            async with station.setup_lock:
+                started = True
+                self._waiting.discard(station)  # a boot from now on needs another setup
+                try:
+                    await self._learn(station)
+                    await self._configure_metering(station)
+                finally:
+                    station.learned.set()
+                await self.charging.apply_all(station)
+        finally:
+            if not started:  # cancelled while waiting: the station is gone
+                self._waiting.discard(station)
 
     async def _learn(self, station: Station) -> None:
         if isinstance(station, sv2.StationV201):

@@ -56,3 +56,26 @@ def test_instances_never_share_an_id_and_keep_going_after_restarts() -> None:
             issued |= set(new)
             last[instance] = new[-1]
         clock[0] += 1
+
+
+@pytest.mark.parametrize(
+    ("kept", "taken"),
+    [
+        (500_000_000, True),
+        (INT32_MAX - 2**24, True),
+        (INT32_MAX, False),  # a forged retained id: every StartTransaction would fail
+        (INT32_MAX - 10, False),
+        (0, False),
+        (-5, False),
+        (True, False),
+        ("500", False),
+        (1.5e9, False),
+    ],
+)
+def test_an_implausible_kept_id_is_ignored(kept: object, taken: bool) -> None:
+    ids = TransactionIds(clock=lambda: EPOCH_2020 + 100)
+    assert TransactionIds.plausible(kept) is taken
+    ids.observe(kept)  # type: ignore[arg-type]
+    issued = ids.next()
+    assert issued == (kept + 1 if taken else 101)  # type: ignore[operator]
+    assert issued <= INT32_MAX
