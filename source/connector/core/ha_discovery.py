@@ -30,6 +30,8 @@ from connector.core.direct_topics import sensor_topic
 
 DEFAULT_MAX_POWER_W = 22_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# What a hashed id ends in: an id that already looks like one is hashed too.
+_LOOKS_HASHED = re.compile(r"_[0-9a-f]{8}$")
 
 # (measurand, unit) -> (device_class, state_class, unit shown)
 _METERS: dict[tuple[str, str], tuple[str, str, str]] = {
@@ -59,10 +61,14 @@ def evse_power(key: str, value: Any) -> float | None:
 
 def station_object_id(cp_id: str) -> str:
     """The id in topics and unique ids: letters, digits, `_` and `-` only; an id
-    that needed changing gets a short hash, so two ids never share a topic."""
+    that needed changing gets a short hash, so two ids never share a topic.
+
+    An id that already ends the way a hashed one does (`CP_1_03fddec0`, which
+    is what `CP 1` becomes) is hashed too: it could otherwise take over every
+    entity of the station whose changed id it spells."""
     safe = _UNSAFE.sub("_", cp_id)
-    if safe != cp_id:
-        safe += "_" + hashlib.sha256(cp_id.encode()).hexdigest()[:8]
+    if safe != cp_id or _LOOKS_HASHED.search(cp_id):
+        safe += "_" + hashlib.sha256(cp_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return safe
 
 

@@ -44,6 +44,15 @@ def test_unsafe_ids_get_a_hash_and_never_collide() -> None:
     assert all(c.isalnum() or c in "_-" for c in one + two)
 
 
+def test_an_id_spelling_another_ids_hashed_form_is_hashed_too() -> None:
+    """Issue 17: the station `CP_1_03fddec0` took over every entity of `CP 1`."""
+    spelled = ha.station_object_id("CP 1")
+    assert spelled == "CP_1_03fddec0"
+    impostor = ha.station_object_id(spelled)
+    assert impostor != spelled and impostor.startswith(spelled + "_")
+    assert ha.station_object_id("CP_1_0000000g") == "CP_1_0000000g"  # not hex: unchanged
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
