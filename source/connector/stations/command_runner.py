@@ -59,9 +59,8 @@ class CommandRunner:
         waiting = self._waiting.setdefault(station, set())
         identity = _identity(request)
         if identity in waiting:
-            log.info(
-                "%s: %s is already waiting to be sent; not queued twice", station.id, request.action
-            )
+            # A repeat (a button pressed again): DEBUG, as it may come thousands of times.
+            log.debug("%s: the same %s is waiting already", station.id, request.action)
             return
         if len(waiting) >= MAX_WAITING:
             log.warning(

@@ -19,6 +19,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path  # a client certificate from another CA
     rogue_key: Path
+    other_cert: Path  # a good certificate, for another station (CN=CP_2)
+    other_key: Path
 
 
 def _openssl(*args: str) -> None:
@@ -57,4 +59,7 @@ def make_pki(folder: Path) -> Pki:
     client = _signed(folder, "CP_1", ca, "extendedKeyUsage=clientAuth\n")
     rogue_ca = _ca(folder, "rogue-ca")
     rogue = _signed(folder, "rogue", rogue_ca, "extendedKeyUsage=clientAuth\n")
-    return Pki(ca[0], server[0], server[1], client[0], client[1], rogue[0], rogue[1])
+    other = _signed(folder, "CP_2", ca, "extendedKeyUsage=clientAuth\n")
+    return Pki(
+        ca[0], server[0], server[1], client[0], client[1], rogue[0], rogue[1], other[0], other[1]
+    )

@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +33,11 @@ from connector.core import actuators, limit_store, station_config
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
 from connector.core.datapoint_map import InvalidMap, parse_datapoint_map
+from connector.core.datapoints_v2 import meter_values_v2, report_variables, variable_key
+from connector.core.direct_topics import sensor_topic
 from connector.core.electrical import measure
+from connector.core.mqtt_topics import MAX_TOPIC_BYTES, escape_level, topic_problem
+from connector.core.strict_json import dumps, is_finite_scalar, loads_strict
 from connector.stations.frames import CallResultError, FrameError, Send, parse_frame
 from connector.stations.station_v2 import StationV21
 from connector.tests.conftest import Mosquitto, test_settings
@@ -221,9 +226,9 @@ def test_maps_and_kept_state_are_valid_or_refused(payload: bytes) -> None:
 class BackgroundConnector:
     """The connector in its own thread and event loop, for synchronous clients."""
 
-    def __init__(self, mosquitto_port: int, name: str) -> None:
+    def __init__(self, mosquitto_port: int, name: str, **overrides: Any) -> None:
         self.loop = asyncio.new_event_loop()
-        self.bridge = Bridge(test_settings(name, mosquitto_port), "test")
+        self.bridge = Bridge(test_settings(name, mosquitto_port, **overrides), "test")
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.bridge.start(), self.loop).result(30)
@@ -384,3 +389,137 @@ def test_a_burst_of_generated_2x_frames_over_a_real_websocket(
     # 2.x codes only.
     assert not [f for f in answers if f[0] == 4 and f[2] == "FormationViolation"]
     assert heartbeat_answered(bystander_v201)[-1][0] == 3
+
+
+# ---- extreme numbers and names a station chooses (issue 17) ---------------
+
+EXTREME_NUMBERS = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, 10**400, 2**63, 2**64, 0, 5e-324]),
+)
+MULTIPLIERS = st.integers(min_value=-(10**12), max_value=10**12) | st.sampled_from(
+    [10**7, -(10**7), 300, 308, 309, -324, -400]
+)
+UNITS = st.sampled_from(["Wh", "kWh", "W", "kW", "A", "V", "Celsius", "K", "Percent", "varh"])
+SAMPLED_V2 = st.fixed_dictionaries(
+    {"value": EXTREME_NUMBERS},
+    optional={
+        "unitOfMeasure": st.fixed_dictionaries(
+            {}, optional={"unit": UNITS, "multiplier": MULTIPLIERS}
+        ),
+        "measurand": st.sampled_from(["Power.Active.Import", "Voltage", "SoC"]),
+    },
+)
+# What a station may call a configuration key, component, variable or field.
+NAMES = st.text(max_size=50) | st.sampled_from(
+    ["a+b", "#", "x/y", "\x00", "%", "%25", "Vendor#Key", "a__b", "\x7f\x85", "$SYS", "/"]
+)
+
+
+@settings(FAST, max_examples=1500)
+@given(st.lists(SAMPLED_V2, max_size=6))
+def test_2x_meter_values_with_extreme_numbers_map_or_skip(sampled: list[dict[str, Any]]) -> None:
+    entry = {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": sampled}
+    mapped = meter_values_v2("CP", 1, [entry], 1000)
+    # Every value is published or skipped with a reason: never both, never lost.
+    assert len(mapped.datapoints) + len(mapped.problems) == len(sampled)
+    for point in mapped.datapoints:
+        assert is_finite_scalar(point.value)
+        assert loads_strict(dumps({"value": point.value})) == {"value": point.value}
+    assert all(len(problem) < 300 for problem in mapped.problems)
+
+
+@settings(FAST, max_examples=1500)
+@given(NAMES, NAMES, NAMES, st.text(max_size=30) | EXTREME_NUMBERS.map(str))
+def test_names_a_station_chose_make_valid_topics(
+    component: str, variable: str, key: str, value: str
+) -> None:
+    report = [
+        {
+            "component": {"name": component},
+            "variable": {"name": variable},
+            "variableAttribute": [{"value": value}],
+        }
+    ]
+    keys = [*report_variables("CP", report, 1), f"CP__Configuration__{key}"]
+    assert keys[0] == variable_key("CP", {"name": component}, {"name": variable})
+    for datapoint_key in keys:
+        topic = sensor_topic("n/direct/", datapoint_key)
+        if len(topic.encode("utf-8", "surrogatepass")) <= MAX_TOPIC_BYTES:
+            assert topic_problem(topic) is None, topic
+    for point in report_variables("CP", report, 1).values():
+        assert is_finite_scalar(point.value)
+        loads_strict(dumps(point.value))
+    if not any("\ud800" <= c <= "\udfff" for c in key):
+        assert unquote(escape_level(key)) == key  # escaping loses nothing
+
+
+def meter_values_frame(sampled: list[dict[str, Any]]) -> list[Any]:
+    entry = {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": sampled}
+    return [2, f"mv-{uuid.uuid4().hex[:20]}", "MeterValues", {"evseId": 1, "meterValue": [entry]}]
+
+
+def report_frame(component: str, variable: str, value: str) -> list[Any]:
+    attribute = {"value": value}
+    data = {"component": {"name": component}, "variable": {"name": variable}}
+    payload = {
+        "requestId": 1,
+        "generatedAt": "2026-01-01T00:00:00Z",
+        "seqNo": 0,
+        "reportData": [{**data, "variableAttribute": [attribute]}],
+    }
+    return [2, f"nr-{uuid.uuid4().hex[:20]}", "NotifyReport", payload]
+
+
+def boot_frame(fields: dict[str, Any]) -> list[Any]:
+    payload = {
+        "chargingStation": {"vendorName": "V", "model": "M"},
+        "reason": "PowerUp",
+        "customData": {"vendorId": "x", **fields},
+    }
+    return [2, f"bn-{uuid.uuid4().hex[:20]}", "BootNotification", payload]
+
+
+EXTREME_FRAMES_V2 = st.one_of(
+    st.lists(SAMPLED_V2, min_size=1, max_size=5).map(meter_values_frame),
+    st.tuples(
+        NAMES, NAMES, st.text(max_size=20) | st.sampled_from(["1e999", "-1e999", "1" * 400])
+    ).map(lambda parts: report_frame(*parts)),
+    st.dictionaries(NAMES, EXTREME_NUMBERS | st.text(max_size=20), max_size=4).map(boot_frame),
+)
+
+
+@pytest.fixture(scope="module")
+def background_direct(mosquitto: Mosquitto) -> Iterator[BackgroundConnector]:
+    """A connector that publishes every key on its own topic (MQTT_DIRECT_TOPICS),
+    so names a station chose become topics."""
+    connector = BackgroundConnector(
+        mosquitto.port, f"extreme-{uuid.uuid4().hex[:8]}", mqtt_direct_topics=True
+    )
+    yield connector
+    connector.stop()
+
+
+@pytest.mark.broker
+@settings(FAST, max_examples=100)
+@given(st.lists(EXTREME_FRAMES_V2, min_size=1, max_size=10))
+def test_extreme_numbers_and_names_over_a_real_websocket(
+    background_direct: BackgroundConnector, frames: list[list[Any]]
+) -> None:
+    url = background_direct.url
+    with (
+        sync_connect(url + "EXTREME", subprotocols=["ocpp2.0.1"]) as hostile,  # type: ignore[list-item]
+        sync_connect(url + "CALM", subprotocols=["ocpp2.0.1"]) as calm,  # type: ignore[list-item]
+    ):
+        for frame in frames:
+            hostile.send(json.dumps(frame))
+        answers = heartbeat_answered(hostile)
+        answered = {f[1]: f for f in answers if f[0] in (3, 4)}
+        for frame in frames:
+            # Valid frames get a CALLRESULT; never an InternalError.
+            assert frame[1] in answered
+            assert answered[frame[1]][0] == 3 or answered[frame[1]][2] != "InternalError"
+        assert heartbeat_answered(calm)[-1][0] == 3
+    bemcom = background_direct.bridge.bemcom
+    assert bemcom is not None and bemcom.link.connected.is_set()  # the broker kept us

@@ -176,6 +176,33 @@ def test_client_certificates(mosquitto: Mosquitto, name: str, pki: Pki) -> None:
     run(scenario())
 
 
+def test_a_client_certificate_is_good_only_for_its_own_id(
+    mosquitto: Mosquitto, name: str, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: CP_2's certificate connected as CP_1 and took over CP_1's connection."""
+    settings = test_settings(
+        name,
+        mosquitto.port,
+        ocpp_tls_cert=str(pki.server_cert),
+        ocpp_tls_key=str(pki.server_key),
+        ocpp_tls_ca=str(pki.ca),
+    )
+
+    async def scenario() -> None:
+        caplog.set_level(logging.WARNING)
+        async with running_connector(settings) as bridge:
+            cp1 = client_ssl(pki, pki.client_cert, pki.client_key)
+            cp2 = client_ssl(pki, pki.other_cert, pki.other_key)
+            async with simulated_station(bridge, "CP_1", QUIET, ssl=cp1) as station:
+                assert await handshake_status(bridge, "CP_1", ssl=cp2) == 401
+                assert await handshake_status(bridge, "CP_2", ssl=cp2) == 101
+                # CP_1 keeps its connection.
+                await station.call(call.Heartbeat())
+        assert "the client certificate is for 'CP_2', not for this id" in caplog.text
+
+    run(scenario())
+
+
 def test_allowed_charge_points(mosquitto: Mosquitto, name: str) -> None:
     settings = test_settings(
         name, mosquitto.port, ocpp_allowed_charge_points=frozenset({"CP_1", "CP 2"})
