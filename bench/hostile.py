@@ -15,7 +15,8 @@ hostile input in this script never shows up in its round trips. The inputs:
  5. one limit for each of --stations stations in one burst, then a restart of
     the connector and all stations reconnecting at once;
  6. 200 OCPP 2.0.1 boots whose customData holds a 60,000-character name;
- 7. a forged `offline` of a running instance, and a forged claim of a station;
+ 7. a forged `offline` of a running instance, and a forged (retained) claim of
+    a station;
  8. a retained last transaction id of 2^31 - 1;
  9. a configuration key `Vendor#Key`, a component `a+b` and a value `1e999`;
 10. the ids `CP1` and `CP1_`;
@@ -121,6 +122,12 @@ async def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.
 
 def yes(flag: bool) -> str:
     return "yes" if flag else "NO"
+
+
+def kind(frame: list[Any] | None) -> str:
+    """What an answer frame is: CALLRESULT, CALLERROR, or no answer (closed first)."""
+    names = {CALLRESULT: "CALLRESULT", CALLERROR: "CALLERROR"}
+    return names.get(frame[0], repr(frame[0])) if frame else "no answer"
 
 
 # ---- stations over raw WebSockets ---------------------------------------------
@@ -358,10 +365,8 @@ class Connector:
         self.mqtt_port = mqtt_port
         self.ocpp_port = ocpp_port or free_port()
         self.env = env
-        self.log = (
-            logs
-            / f"{name}{'@' + env['CONNECTOR_INSTANCE'] if 'CONNECTOR_INSTANCE' in env else ''}.log"
-        )
+        instance = env.get("CONNECTOR_INSTANCE")
+        self.log = logs / (f"{name}@{instance}.log" if instance else f"{name}.log")
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping = False
 
@@ -376,7 +381,19 @@ class Connector:
                 stderr=log,
             )
         self.stopping = False
-        wait_port(self.ocpp_port, 30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                wait_port(self.ocpp_port, 0.5)
+                return
+            except RuntimeError:
+                code = self.process.poll()
+                if code is not None:
+                    raise RuntimeError(
+                        f"the connector exited with {code}; see {self.log}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise
 
     def rss(self) -> float:
         return rss_mib(self.process.pid) if self.process is not None else float("nan")
@@ -655,11 +672,8 @@ async def multiplier(ctx: Context) -> Row:
             await station.close()
             s.left()
             await s.after_left()
-            kind = {CALLRESULT: "CALLRESULT", CALLERROR: "CALLERROR"}.get(
-                answer[0] if answer else None, "no answer"
-            )
             return s.row(
-                f"frame answered {kind} in {answered_ms:.0f} ms; 7 W published: "
+                f"frame answered {kind(answer)} in {answered_ms:.0f} ms; 7 W published: "
                 f"{yes(7 in values.values(power))}; the other 3 (13 x 10^10000000, 1e308 kWh, "
                 f"400 digits) are no float: energy topic got {values.values(energy)}"
             )
@@ -754,10 +768,7 @@ async def boot_flood(ctx: Context) -> Row:
 
         def done(future: asyncio.Future[list[Any] | None]) -> None:
             in_flight.release()
-            frame = future.result()
-            answered[
-                {CALLRESULT: "result", CALLERROR: "error"}.get(frame[0], "?") if frame else "closed"
-            ] += 1
+            answered[kind(future.result())] += 1
 
         sent = 0
         s.begin()
@@ -779,8 +790,8 @@ async def boot_flood(ctx: Context) -> Row:
         alive = s.connector.died() is None
         exit_s, code = await asyncio.to_thread(s.connector.stop)
         row = s.row(
-            f"{sent} BootNotifications in {seconds:g} s, {answered['result']} answered "
-            f"({answered['error']} CALLERROR); calls it got: {calls}; closed by the connector: "
+            f"{sent} BootNotifications in {seconds:g} s, {answered['CALLRESULT']} answered "
+            f"({answered['CALLERROR']} CALLERROR); calls it got: {calls}; closed by the connector: "
             f"{'yes' if closed_by_connector else 'no'}; SIGTERM -> exit in {exit_s:.2f} s "
             f"(code {code}){'' if exit_s < 5 else ' -- NOT within 5 s'}"
         )
@@ -975,7 +986,7 @@ async def burst_and_storm(ctx: Context) -> Row:
             await asyncio.to_thread(s.connector.start)
             await s.bystander.ready(30, after=burst_end)
             storm = time.time()
-            rejoined = await fleet.ask("rejoin", None, 150)
+            rejoined = await fleet.ask("rejoin", None, 180)
             again = await fleet.first_profiles(storm, count, 60)
             s.end()
             await fleet.stop()
@@ -1102,7 +1113,7 @@ async def retained_transaction_id(ctx: Context) -> Row:
         )
 
 
-async def names(ctx: Context) -> Row:
+async def chosen_names(ctx: Context) -> Row:
     name = ctx.name(9)
     port = ctx.broker.port
     publisher = Publisher(port)
@@ -1149,13 +1160,10 @@ async def names(ctx: Context) -> Row:
             s.left()
             await s.after_left()
             topics = sorted({m.topic.split("/Configuration/", 1)[1] for m in direct.of()})
-            kind = {CALLRESULT: "CALLRESULT", CALLERROR: "CALLERROR"}.get(
-                answer[0] if answer else None, "no answer"
-            )
             return s.row(
                 f"Vendor#Key: SetChargingProfile arrived: {yes(profile)} (direct topics "
                 f"…/Configuration/{', '.join(topics) or '-'}); NotifyReport with a+b and 1e999: "
-                f"{kind}; available_datapoints lists a+b: "
+                f"{kind(answer)}; available_datapoints lists a+b: "
                 f"{yes(document is not None and b'a+b' in document)}, is strict JSON: "
                 f"{yes(strict_json(document))}"
             )
@@ -1164,7 +1172,7 @@ async def names(ctx: Context) -> Row:
         publisher.close()
 
 
-async def ids(ctx: Context) -> Row:
+async def station_ids(ctx: Context) -> Row:
     async with scene(ctx, 10) as s:
         s.begin()
         first = await booted(s.port, "CP1")
@@ -1225,7 +1233,7 @@ async def retained_command(ctx: Context) -> Row:
         )
 
 
-async def secrets(ctx: Context) -> Row:
+async def configuration_secret(ctx: Context) -> Row:
     name = ctx.name(12)
     everything = Recorder(ctx.broker.port, f"{name}/#")
     try:
@@ -1271,10 +1279,10 @@ INPUTS: dict[int, tuple[str, Input, float]] = {
     6: ("200 boots, 60,000-char name", long_names, 180),
     7: ("forged offline and claim", forged_presence, 120),
     8: ("retained transaction id 2^31-1", retained_transaction_id, 90),
-    9: ("Vendor#Key, a+b, 1e999", names, 120),
-    10: ("ids CP1 and CP1_", ids, 90),
+    9: ("Vendor#Key, a+b, 1e999", chosen_names, 120),
+    10: ("ids CP1 and CP1_", station_ids, 90),
     11: ("retained Reset, 2 broker restarts", retained_command, 120),
-    12: ("AuthorizationKey in config", secrets, 90),
+    12: ("AuthorizationKey in config", configuration_secret, 90),
 }
 
 
@@ -1285,7 +1293,8 @@ async def run_input(ctx: Context, number: int) -> Row:
     try:
         row = await asyncio.wait_for(function(ctx), limit)
     except Exception as error:
-        row = Row(number, what=f"FAILED: {type(error).__name__}: {error}"[:300])
+        detail = str(error) or f"not done within {limit:g} s"
+        row = Row(number, what=f"FAILED: {type(error).__name__}: {detail}"[:300])
     row.label = label
     return row
 
@@ -1333,7 +1342,10 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=1000, help="stations of input 5")
     parser.add_argument("--flood-seconds", type=float, default=20.0, help="input 3's flood")
     args = parser.parse_args()
-    numbers = sorted({int(n) for n in args.only.split(",") if n.strip()} or INPUTS)
+    try:
+        numbers = sorted({int(n) for n in args.only.split(",") if n.strip()} or INPUTS)
+    except ValueError:
+        parser.error(f"--only takes numbers separated by commas, not {args.only!r}")
     unknown = [n for n in numbers if n not in INPUTS]
     if unknown:
         parser.error(f"no input {unknown[0]}; inputs are 1-{len(INPUTS)}")

@@ -19,7 +19,7 @@ from connector.bridge import Bridge
 from connector.settings import Settings, SettingsError, load_settings
 from connector.workers import Workers
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 EXIT_SETTINGS = 2
 

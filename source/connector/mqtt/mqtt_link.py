@@ -135,6 +135,12 @@ class _BufferedClient(mqtt.Client):
             data = super()._sock_recv(READ_CHUNK)
             if not data:
                 return data
+            # TLS: what is decrypted already no longer wakes the selector; take it now.
+            pending = getattr(self._sock, "pending", None)
+            if pending is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    while (left := pending()) > 0:
+                        data += self._sock.recv(left)  # type: ignore[union-attr]
             self._read_buffer, self._read_position = data, 0
         start = self._read_position
         self._read_position = min(start + bufsize, len(self._read_buffer))

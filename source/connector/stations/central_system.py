@@ -269,6 +269,10 @@ class CentralSystem:
             compression="deflate" if options.compression else None,
             reuse_port=options.reuse_port or None,
             create_connection=self._connection_class,
+            # A reconnect storm of thousands arrives at once: asyncio's default
+            # backlog of 100 made the kernel drop SYNs, and TCP retries after 1,
+            # 3, 7, 15 s. The kernel caps it at net.core.somaxconn.
+            backlog=min(options.max_connections, 4096),
             # Frames wait here when the station's reader pauses (a station that
             # sends faster than it is served): 4 frames of at most max_size,
             # then TCP's flow control holds the station back.

@@ -59,6 +59,8 @@ class Site:
             "OCPP_CONFIG": "all",
             "OCPP_BOOT_WAIT": "1",
             "OCPP_RESPONSE_TIMEOUT": "5",
+            # Every station comes from HAProxy's address (README, Several instances).
+            "OCPP_MAX_HANDSHAKES_PER_ADDRESS": "0",
         }
 
     def start(self, instance: int) -> None:
