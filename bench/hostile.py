@@ -229,7 +229,8 @@ class RawStation:
             await self.ws.send(json.dumps([CALL, unique_id, action, payload]))
         except ConnectionClosed:
             self.pending.pop(unique_id, None)
-            future.set_result(None)
+            if not future.done():  # the reader may have resolved it as it ended
+                future.set_result(None)
         return future
 
     async def call(self, action: str, payload: Any, timeout: float = 10.0) -> list[Any] | None:
@@ -305,6 +306,8 @@ async def _bystander(url: str, pipe: Connection) -> None:
                     await asyncio.sleep(HEARTBEAT_EVERY)
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
             pass
+        except Exception as error:  # the measurement must outlive a fault of this script
+            print(f"bystander: {error!r}", file=sys.stderr)
         if not pipe.poll():
             await asyncio.sleep(0.3)
     pipe.recv()
@@ -321,10 +324,13 @@ class Bystander:
 
     def _ready(self, after: float, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self._pipe.poll(max(0.0, deadline - time.monotonic())):
-            message = self._pipe.recv()
-            if message[0] == "ready" and message[1] >= after:
-                return
+        try:
+            while self._pipe.poll(max(0.0, deadline - time.monotonic())):
+                message = self._pipe.recv()
+                if message[0] == "ready" and message[1] >= after:
+                    return
+        except (OSError, EOFError):
+            raise RuntimeError("the bystander's process ended") from None
         raise TimeoutError("the bystander did not boot")
 
     async def ready(self, timeout: float = 30, after: float = 0.0) -> None:
@@ -420,11 +426,14 @@ class Connector:
             return None
         return self.process.poll()
 
-    def tracebacks(self) -> int:
+    def errors(self) -> list[str]:
+        """The ERROR and CRITICAL lines and tracebacks in its log: none is expected."""
         try:
-            return self.log.read_text(errors="replace").count("Traceback")
+            lines = self.log.read_text(errors="replace").splitlines()
         except OSError:
-            return 0
+            return []
+        marks = (" ERROR ", " CRITICAL ", "Traceback")
+        return [line for line in lines if any(mark in line for mark in marks)]
 
 
 class Message(NamedTuple):
@@ -576,8 +585,12 @@ class Scene:
         code = self.connector.died()
         if code is not None:
             what += f"; CONNECTOR EXITED with code {code}"
-        if self.connector.tracebacks():
-            what += f"; {self.connector.tracebacks()} Traceback(s) in {self.connector.log}"
+        errors = self.connector.errors()
+        if errors:
+            what += (
+                f"; the connector logged {len(errors)} ERROR line(s), the first: "
+                f"{errors[0].split(' ', 2)[-1][:100]!r} ({self.connector.log})"
+            )
         return Row(
             self.number,
             stall_max=stalls[-1] if stalls else float("nan"),
@@ -667,7 +680,7 @@ async def multiplier(ctx: Context) -> Row:
             answer = await station.call("MeterValues", payload, 30)
             answered_ms = 1000 * (time.monotonic() - started)
             await wait_until(lambda: 7 in values.values(power), 5)
-            await asyncio.sleep(0.5)  # any later value on the energy topic
+            await asyncio.sleep(0.5)  # time for an energy value that should not come
             s.end()
             await station.close()
             s.left()
@@ -1293,8 +1306,10 @@ async def run_input(ctx: Context, number: int) -> Row:
     try:
         row = await asyncio.wait_for(function(ctx), limit)
     except Exception as error:
-        detail = str(error) or f"not done within {limit:g} s"
-        row = Row(number, what=f"FAILED: {type(error).__name__}: {detail}"[:300])
+        timed_out = isinstance(error, TimeoutError) and not str(error)
+        detail = f"not done within {limit:g} s" if timed_out else str(error)
+        what = f"FAILED: {type(error).__name__}" + (f": {detail}" if detail else "")
+        row = Row(number, what=what[:300])
     row.label = label
     return row
 

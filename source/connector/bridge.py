@@ -70,6 +70,14 @@ def boot_record_name(cp_id: str) -> str:
     return STATE_BOOT_RECORD + quote(cp_id, safe="")
 
 
+def handshakes_per_address(settings: Settings) -> int:
+    """OCPP_HANDSHAKE_SHARE_PER_ADDRESS of OCPP_MAX_CONNECTIONS; 0 (no limit) at 100 %."""
+    share = settings.ocpp_handshake_share_per_address
+    if share >= 100:
+        return 0
+    return max(1, settings.ocpp_max_connections * share // 100)
+
+
 def loads_or_none(payload: bytes) -> Any:
     try:
         return json.loads(payload.decode("utf-8"))
@@ -198,7 +206,7 @@ class Bridge:
             ServerOptions(
                 max_message_size=settings.ocpp_max_message_size,
                 max_connections=settings.ocpp_max_connections,
-                max_handshakes_per_address=settings.ocpp_max_handshakes_per_address,
+                max_handshakes_per_address=handshakes_per_address(settings),
                 ping_interval=settings.ocpp_ping_interval,
                 allowed=settings.ocpp_allowed_charge_points,
                 passwords=settings.ocpp_basic_auth,

@@ -91,8 +91,8 @@ class Settings:
     ocpp_id_tags: frozenset[str] | None = None
     ocpp_max_message_size: int = 65536
     ocpp_max_connections: int = 10000
-    # Handshakes in progress from one address at most (0: no limit).
-    ocpp_max_handshakes_per_address: int = 256
+    # The share (%) of OCPP_MAX_CONNECTIONS one address may hold in handshakes.
+    ocpp_handshake_share_per_address: int = 50
     # Frames a second one station is read at, at most (after a burst).
     ocpp_max_frames_per_second: float = 50.0
     # Seconds between WebSocket pings; a dead connection is noticed within
@@ -330,7 +330,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OCPP_ID_TAGS": ("ocpp_id_tags", _id_set),
     "OCPP_MAX_MESSAGE_SIZE": ("ocpp_max_message_size", _int_in(1024, 16 * 1024 * 1024)),
     "OCPP_MAX_CONNECTIONS": ("ocpp_max_connections", _int_in(1, 1_000_000)),
-    "OCPP_MAX_HANDSHAKES_PER_ADDRESS": ("ocpp_max_handshakes_per_address", _int_in(0, 1_000_000)),
+    "OCPP_HANDSHAKE_SHARE_PER_ADDRESS": ("ocpp_handshake_share_per_address", _int_in(1, 100)),
     "OCPP_MAX_FRAMES_PER_SECOND": ("ocpp_max_frames_per_second", _float_in(1, 100_000)),
     "OCPP_PING_INTERVAL": ("ocpp_ping_interval", _non_negative_float),
     "MQTT_BROKER_USERNAME": ("mqtt_broker_username", str.strip),

@@ -3,8 +3,8 @@
 Handshakes are refused before the upgrade:
 - HTTP 503 beyond OCPP_MAX_CONNECTIONS connections, handshakes in progress
   included, so clients that connect and never finish cannot crowd out
-  stations; and a connection from an address that already has
-  OCPP_MAX_HANDSHAKES_PER_ADDRESS handshakes in progress gets 503 at once;
+  stations; and a connection from an address that already holds its share
+  of them in handshakes (OCPP_HANDSHAKE_SHARE_PER_ADDRESS) gets 503 at once;
 - HTTP 400 when the id is empty, longer than 64 characters, holds `__` or a
   control character, ends in `_` (`CP1_`'s keys `CP1___…` would read as
   CP1's), or when the station offers none of the subprotocols in
@@ -66,9 +66,9 @@ class ServerOptions:
     subprotocols: tuple[str, ...] = SUBPROTOCOLS
     # SO_REUSEPORT: OCPP_WORKERS processes share the port (CONTRACT §9).
     reuse_port: bool = False
-    # Handshakes in progress from one address at most; 0: no limit (behind a
-    # proxy every station comes from the proxy's address).
-    max_handshakes_per_address: int = 256
+    # Handshakes in progress from one address at most (OCPP_MAX_CONNECTIONS times
+    # OCPP_HANDSHAKE_SHARE_PER_ADDRESS); 0: no limit.
+    max_handshakes_per_address: int = 0
 
 
 # Shared by every connection after its handshake; nothing writes to it.
@@ -214,8 +214,8 @@ class CentralSystem:
         cap = self.options.max_handshakes_per_address
         if cap and pending >= cap:
             log.warning(
-                "refused a connection from %s with 503: it has %d handshakes in progress "
-                "(OCPP_MAX_HANDSHAKES_PER_ADDRESS)",
+                "refused a connection from %s with 503: it has %d handshakes in progress, "
+                "its share of OCPP_MAX_CONNECTIONS (OCPP_HANDSHAKE_SHARE_PER_ADDRESS)",
                 address,
                 pending,
             )

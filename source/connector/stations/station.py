@@ -255,6 +255,9 @@ class Station:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(CallFailed(DISCONNECTED, "the station disconnected"))
+                    # The call awaiting it may be cancelled with the station's tasks
+                    # below, before it reads this; asyncio would log an ERROR.
+                    future.exception()
             for task in list(self._tasks):
                 task.cancel()
 

@@ -60,7 +60,7 @@ class Site:
             "OCPP_BOOT_WAIT": "1",
             "OCPP_RESPONSE_TIMEOUT": "5",
             # Every station comes from HAProxy's address (README, Several instances).
-            "OCPP_MAX_HANDSHAKES_PER_ADDRESS": "0",
+            "OCPP_HANDSHAKE_SHARE_PER_ADDRESS": "100",
         }
 
     def start(self, instance: int) -> None:

@@ -649,7 +649,7 @@ def test_handshakes_in_progress_count_and_one_address_holds_few(
 ) -> None:
     async def scenario() -> None:
         settings = test_settings(
-            name, mosquitto.port, ocpp_max_connections=5, ocpp_max_handshakes_per_address=3
+            name, mosquitto.port, ocpp_max_connections=5, ocpp_handshake_share_per_address=60
         )
         async with running_connector(settings) as bridge:
             assert bridge.central is not None
