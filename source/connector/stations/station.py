@@ -243,7 +243,8 @@ class Station:
         flowing = self.hooks.mqtt_flowing
         try:
             async for raw in self._connection:
-                await self._throttle()
+                if self._take_token():  # a plain call: this runs for every frame
+                    await self._slow_down()
                 if flowing is not None and not flowing.is_set():
                     await flowing.wait()
                 await self._on_frame(raw)
@@ -261,22 +262,28 @@ class Station:
             for task in list(self._tasks):
                 task.cancel()
 
-    async def _throttle(self) -> None:
+    def _take_token(self) -> bool:
+        """One frame's token; True when there was none (the station is too fast)."""
         rate = self.hooks.max_frames_per_second
         now = asyncio.get_running_loop().time()
         tokens = min(rate * BURST_SECONDS, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
         if tokens < 1:
-            log.warning(
-                "%s: sends more than OCPP_MAX_FRAMES_PER_SECOND (%g frames a second); "
-                "read more slowly",
-                self.id,
-                rate,
-            )
-            await asyncio.sleep((1 - tokens) / rate)
-            self._tokens_at = asyncio.get_running_loop().time()
-            tokens = 1
+            self._tokens = tokens
+            return True
         self._tokens = tokens - 1
+        return False
+
+    async def _slow_down(self) -> None:
+        rate = self.hooks.max_frames_per_second
+        log.warning(
+            "%s: sends more than OCPP_MAX_FRAMES_PER_SECOND (%g frames a second); read more slowly",
+            self.id,
+            rate,
+        )
+        await asyncio.sleep((1 - self._tokens) / rate)
+        self._tokens_at = asyncio.get_running_loop().time()
+        self._tokens = 0.0  # the token it waited for is this frame's
 
     def abort(self) -> None:
         """Drop the TCP connection at once (shutdown, when a close takes too long)."""
