@@ -24,7 +24,7 @@ from connector.core import commands as cmd
 from connector.core import datapoints as dp
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
-from connector.core.transaction_ids import INT32_MAX, RESERVE, TransactionIds
+from connector.core.transaction_ids import TransactionIds
 from connector.log_flood import LogFloodGuard
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
 from connector.mqtt.cluster import Cluster
@@ -55,7 +55,7 @@ READY_TIMEOUT = 5.0
 # SIGTERM ends within this many seconds (CONTRACT §7), whatever stations do:
 # they get CLOSE_TIMEOUT for their closing handshake, then their TCP
 # connections are dropped; MQTT is flushed in what is left.
-SHUTDOWN_TIMEOUT = 4.5
+SHUTDOWN_TIMEOUT = 4.0
 CLOSE_TIMEOUT = 1.0
 CLOSE_GOING_AWAY = 1001
 
@@ -424,16 +424,15 @@ class Bridge:
         # Our own last id, and the id of a single instance before (a floor for all).
         if name in (STATE_TRANSACTION_ID, self._state_transaction_id):
             issued = loads_or_none(payload)
-            if TransactionIds.plausible(issued):
+            if self.transaction_ids.plausible(issued):
                 self.transaction_ids.observe(issued)
             elif payload:
                 log.warning(
                     "ignored %s%s kept on the broker: %s is no transaction id this connector "
-                    "issued (1 to %d); ids go on from the clock",
+                    "issued; ids go on from the clock",
                     STATE_PREFIX,
                     name,
                     payload[:40].decode("utf-8", "replace"),
-                    INT32_MAX - RESERVE,
                 )
             return
         cp_id = cp_id_of(name)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from connector.core.mqtt_topics import topic_problem
+
 # The one part of `<name>/` that belongs to maps (BEMCom's datapoint topics).
 MAP_NAMESPACE = "messages/"
 
@@ -47,8 +49,10 @@ def parse_datapoint_map(payload: bytes) -> tuple[dict[str, str], dict[str, str]]
             if not isinstance(right, str) or not right:
                 raise InvalidMap(f"{part!r} entry {left!r} does not map to a non-empty string")
     for topic in list(sensor.values()) + list(actuator):
-        if "+" in topic or "#" in topic or "\x00" in topic or not topic:
-            raise InvalidMap(f"topic {topic!r} is not a valid topic name")
+        problem = topic_problem(topic)
+        if problem is not None:
+            # Subscribing to or publishing on it would make the broker drop us.
+            raise InvalidMap(f"topic {topic[:100]!r} is not a valid topic name: {problem}")
     return sensor, actuator
 
 

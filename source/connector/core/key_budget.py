@@ -9,10 +9,13 @@ example. So:
 
 - a key longer than MAX_KEY_LENGTH characters is never admitted (no real
   key is: a station id has 64 at most, an OCPP 2.x name 50);
-- a station may have OCPP_MAX_KEYS_PER_STATION keys, whose names and examples
-  take at most OCPP_MAX_KEY_BYTES_PER_STATION bytes in `available_datapoints`;
-- an example there is the key's latest value, a string shortened to
-  EXAMPLE_MAX_CHARS characters, so a long value cannot grow the document.
+- a station may have OCPP_MAX_KEYS_PER_STATION keys, whose entries take at
+  most OCPP_MAX_KEY_BYTES_PER_STATION bytes in `available_datapoints`;
+- an example there is the key's latest value, a string shortened so that its
+  JSON takes at most EXAMPLE_MAX_BYTES, so a long value (or one that JSON
+  escapes to 12 bytes a character) cannot grow the document later. Each key
+  is charged its JSON and the largest example it can have: a station's
+  share of the document is bounded in bytes, whatever its values become.
 
 Keys beyond the budget are dropped, with one WARNING per station and reason;
 keys already known keep updating.
@@ -20,6 +23,7 @@ keys already known keep updating.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -28,7 +32,9 @@ from connector.core.datapoints import SEP
 log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 400
-EXAMPLE_MAX_CHARS = 200
+EXAMPLE_MAX_BYTES = 64
+# What a key's entry costs beyond its name: its largest example, `: ` and `, `.
+ENTRY_OVERHEAD = EXAMPLE_MAX_BYTES + 4
 
 
 def station_of(key: str) -> str:
@@ -37,18 +43,33 @@ def station_of(key: str) -> str:
     return key.split(SEP, 1)[0]
 
 
+def _plain(text: str) -> bool:
+    """One JSON byte a character."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _json_bytes(char: str) -> int:
+    if " " <= char < "\x7f":
+        return 2 if char in '"\\' else 1
+    return 12 if ord(char) > 0xFFFF else 6  # \\uXXXX, or a surrogate pair of them
+
+
 def example(value: Any) -> Any:
-    """A key's example in `available_datapoints`: its value, a long string shortened."""
-    if isinstance(value, str) and len(value) > EXAMPLE_MAX_CHARS:
-        return value[: EXAMPLE_MAX_CHARS - 1] + "…"
+    """A key's example in `available_datapoints`: its value; a string shortened so
+    that its JSON takes at most EXAMPLE_MAX_BYTES."""
+    if not isinstance(value, str):
+        return value  # a number, a boolean or null: short in JSON
+    if len(value) <= EXAMPLE_MAX_BYTES - 2 and _plain(value):
+        return value  # nearly always: C-speed checks only
+    if _plain(value):
+        return value[: EXAMPLE_MAX_BYTES - 8] + "…"
+    size, kept = 2, []
+    for char in value:
+        size += _json_bytes(char)
+        if size > EXAMPLE_MAX_BYTES - 6:
+            return "".join(kept) + "…"
+        kept.append(char)
     return value
-
-
-def example_bytes(key: str, value: Any) -> int:
-    """About what a key and its example add to `available_datapoints`."""
-    shown = example(value)
-    size = len(shown) + 2 if isinstance(shown, str) else len(str(shown))
-    return len(key) + size + 6  # quotes, colon, comma, space
 
 
 class KeyBudget:
@@ -59,7 +80,7 @@ class KeyBudget:
         self._bytes: dict[str, int] = {}
         self._warned: set[tuple[str, str]] = set()
 
-    def admit(self, key: str, value: Any = None) -> bool:
+    def admit(self, key: str) -> bool:
         """Whether a key not seen before may be added; counts it when it may."""
         cp_id = station_of(key)
         if len(key) > MAX_KEY_LENGTH:
@@ -84,7 +105,7 @@ class KeyBudget:
                 self.limit,
             )
             return False
-        size = example_bytes(key, value)
+        size = len(json.dumps(key)) + ENTRY_OVERHEAD
         used = self._bytes.get(cp_id, 0)
         if used + size > self.byte_limit:
             self._warn(

@@ -18,12 +18,17 @@ MAX_TOPIC_BYTES = 65535
 # paho's and MQTT's limit on a payload.
 MAX_PAYLOAD_BYTES = 268_435_455
 
-# Control characters, which MQTT disallows (U+0000) or advises against and
-# Mosquitto refuses; and lone surrogates, which are no UTF-8 at all.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# What Mosquitto refuses in a topic, and drops the whole connection for: control
+# characters (MQTT disallows U+0000 and advises against the rest), lone
+# surrogates (no UTF-8 at all), and Unicode's non-characters (U+FDD0-U+FDEF, and
+# the last two code points of every plane).
+_REFUSED = "\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + "".join(
+    chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)
+)
+_CONTROL = re.compile(f"[{_REFUSED}]")
 # Percent-encoded in a topic level: those, the escape itself, and MQTT's
 # separator and wildcards.
-_ESCAPED = re.compile("[%/+#\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_ESCAPED = re.compile(f"[%/+#{_REFUSED}]")
 
 
 def _escaped(char: str) -> str:
@@ -54,5 +59,5 @@ def topic_problem(topic: str) -> str | None:
     if len(encoded) > MAX_TOPIC_BYTES:
         return f"the topic is longer than {MAX_TOPIC_BYTES} bytes"
     if _CONTROL.search(topic):
-        return "the topic holds a control character"
+        return "the topic holds a control character or a Unicode non-character"
     return None

@@ -20,12 +20,16 @@ from typing import Any
 REDACTED = "<redacted>"
 SECRET_NAMES = frozenset({"authorizationkey", "basicauthpassword"})
 _SECRET_WORDS = ("password", "secret", "privatekey")
-# Cheap test before any parsing: could this text hold a secret at all?
-_MAYBE = re.compile(r"(?i)authorizationkey|password|secret|privatekey|writeonly")
-# `Key=Value` as execute_change_configuration takes it (2.x: `Component.Variable=Value`).
-_ASSIGNMENT = re.compile(
-    r"(?i)([\w.()@-]*(?:authorizationkey|password|secret|privatekey)[\w.()@-]*\s*=\s*)([^,;\"'}\s]*)"
-)
+# Words that mark a text that may hold a secret (tested on the lowered text:
+# plain substring searches, linear, and several times faster than a regex).
+_MARKERS = ("authorizationkey", "password", "secret", "privatekey", "writeonly")
+_SECRET_WORD = re.compile(r"authorizationkey|password|secret|privatekey")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.()@-")
+# What ends a redacted value in a text: a quote (its JSON string ends), or a line.
+_VALUE_ENDS = frozenset("\"'\n\r")
+# Lower case for ASCII only: str.lower() may change a text's length ('İ'), and
+# the positions found in the lowered text index the original.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def is_secret(name: Any) -> bool:
@@ -36,12 +40,43 @@ def is_secret(name: Any) -> bool:
 
 
 def may_hold_secret(text: str) -> bool:
-    return _MAYBE.search(text) is not None
+    lowered = text.translate(_ASCII_LOWER)
+    return any(marker in lowered for marker in _MARKERS)
 
 
 def redact_text(text: str) -> str:
-    """`AuthorizationKey=abc` -> `AuthorizationKey=<redacted>`, anywhere in the text."""
-    return _ASSIGNMENT.sub(lambda match: match.group(1) + REDACTED, text)
+    """`AuthorizationKey=abc` -> `AuthorizationKey=<redacted>`, anywhere in the text.
+
+    In one pass over the text (a regex with a name on both sides of the
+    secret word took seconds on 16 KB): after each secret word, the rest of
+    the name, `=`, and the value up to a quote or the end of the line are
+    replaced; a value's own commas and spaces are redacted with it."""
+    lowered = text.translate(_ASCII_LOWER)
+    parts: list[str] = []
+    done = 0
+    for match in _SECRET_WORD.finditer(lowered):
+        if match.start() < done:
+            continue
+        position = match.end()
+        while position < len(text) and lowered[position] in _NAME_CHARS:
+            position += 1
+        while position < len(text) and text[position] in " \t":
+            position += 1
+        if position >= len(text) or text[position] != "=":
+            continue
+        position += 1
+        while position < len(text) and text[position] in " \t":
+            position += 1
+        end = position
+        while end < len(text) and text[end] not in _VALUE_ENDS:
+            end += 1
+        parts.append(text[done:position])
+        parts.append(REDACTED)
+        done = end
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def redact(value: Any) -> Any:

@@ -20,10 +20,13 @@ from collections.abc import Callable
 EPOCH_2020 = 1_577_836_800
 INT32_MAX = 2**31 - 1
 MAX_INSTANCES = 64
-# A kept id must leave room for this many more: anyone who may write the
-# broker's retained state could otherwise set 2147483647 and make every
-# StartTransaction fail, across restarts.
+# A kept id must leave room for this many more, and may run at most AHEAD
+# ahead of the clock: anyone who may write the broker's retained state could
+# otherwise set 2147483647 and make every StartTransaction fail, across
+# restarts. Ids run ahead of the clock only at more than one session a second
+# (one per 64 s per instance with several): 2^30 is 34 years of that.
 RESERVE = 2**24
+AHEAD = 2**30
 
 
 class TransactionIds:
@@ -36,13 +39,12 @@ class TransactionIds:
     def _clock_floor(self) -> int:
         return int(self._clock()) - EPOCH_2020
 
-    @staticmethod
-    def plausible(issued: object) -> bool:
+    def plausible(self, issued: object) -> bool:
         """Whether an id kept on the broker can be one we issued, with room to go on."""
         return (
             isinstance(issued, int)
             and not isinstance(issued, bool)
-            and 0 < issued <= INT32_MAX - RESERVE
+            and 0 < issued <= min(INT32_MAX - RESERVE, self._clock_floor() + AHEAD)
         )
 
     def observe(self, issued: int) -> None:

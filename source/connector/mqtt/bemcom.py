@@ -110,6 +110,8 @@ class Bemcom:
         # (and the Datapoint holding another copy of the key) was about 2 KB
         # per station.
         self._sensors: dict[str, tuple[Scalar, int]] = {}
+        # Key -> its direct topic (MQTT_DIRECT_TOPICS); as many as keys.
+        self._direct_topics: dict[str, str] = {}
         self.available_actuators: dict[str, Scalar] = {}
         self._budget = KeyBudget(max_keys_per_station, max_key_bytes_per_station)
         # What we published last on each sensor topic, and on the latest
@@ -270,7 +272,7 @@ class Bemcom:
                 continue
             new = key not in sensors
             if new:
-                if not self._budget.admit(key, value):
+                if not self._budget.admit(key):
                     continue
                 self._available_dirty.set()
             sensors[key] = (value, timestamp)
@@ -283,7 +285,9 @@ class Bemcom:
                 self._publish_value(key, value, timestamp)
             if self.topic_direct is not None:
                 payload = dumps({"value": value, "timestamp": timestamp})
-                topic = direct.sensor_topic(self.topic_direct, key)
+                topic = self._direct_topics.get(key)
+                if topic is None:  # built once per key: escaping costs a few µs
+                    topic = self._direct_topics[key] = direct.sensor_topic(self.topic_direct, key)
                 self.link.publish(topic, payload, qos=QOS_VALUES, retain=True)
 
     @property

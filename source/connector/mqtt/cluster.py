@@ -191,10 +191,12 @@ class Cluster:
 
     def _heard_claim(self, cp_id: str, claim: Claim, retained: bool = False) -> None:
         action = self.ownership.heard(cp_id, claim)
+        ours = self.ownership.our_claim(cp_id)
         if (
             claim.instance == self.instance
             and not retained  # an earlier run's claims are ours to report, not forged
             and claim.connection not in self._issued
+            and (ours is None or ours.connection != claim.connection)
         ):
             log.warning(
                 "%s: a claim in the name of this instance that it never made; disowned",
@@ -206,7 +208,6 @@ class Cluster:
             self._spawn(self._confirm_loss(cp_id, claim))
         elif action == "reassert":
             # An older connection's release overwrote our claim on the broker.
-            ours = self.ownership.our_claim(cp_id)
             if ours is not None:
                 self._publish_claim(cp_id, ours)
 

@@ -29,11 +29,12 @@ The broker's own limits are respected, because it drops what exceeds them:
   values never wait behind them. A publish the broker refuses all the same
   (an MQTT 5 reason code) is sent again for a quota or a busy server, and
   otherwise dropped with an ERROR; never counted as delivered.
-- Every subscription is QoS 0. Mosquitto queues at most 1,000 QoS 1 messages
-  per client beyond 20 in flight and drops the rest (`max_queued_messages`),
-  also for the retained messages a subscription brings; QoS 0 messages to a
-  connected client are written out at once and never dropped that way. Our
-  session is not kept across reconnects, so QoS 1 gave nothing more.
+- Every subscription is QoS 0. Mosquitto drops messages for a client that
+  falls more than `max_queued_messages` (1,000) behind, the retained messages
+  a subscription brings included; at QoS 1 it also sends only 20 at a time and
+  waits for their acknowledgements, so a burst fell behind at once. At QoS 0
+  messages stream into the socket. Our session is not kept across reconnects,
+  so QoS 1 gave nothing more.
 - Reading is buffered (`_BufferedClient`): paho reads each packet with two
   or more recv() calls and one packet per readable event, which fell behind
   a burst of thousands of commands or retained messages.
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import socket
 import ssl
@@ -63,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt import _packet
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -79,8 +82,10 @@ PAHO_WINDOW = 1000
 # QoS 2 publishes in flight when the broker names no Receive Maximum
 # (MQTT 3.1.1): half of Mosquitto's default quota of 20.
 QOS2_WINDOW_UNKNOWN = 10
-# MQTT 5 reason codes of a refused publish after which it is sent again.
+# MQTT 5 reason codes of a refused publish after which it is sent again, after
+# a delay that doubles from RETRY_MIN to RETRY_MAX while the broker refuses.
 RETRIED_REASONS = frozenset({0x97, 0x89})  # Quota exceeded, Server busy
+RETRY_MIN, RETRY_MAX = 0.05, 2.0
 # A PUBCOMP for a PUBREL the broker does not know: the broker restarted
 # after its PUBREC, so it had the message; not a refusal.
 PACKET_ID_NOT_FOUND = 0x92
@@ -102,8 +107,9 @@ MISC_INTERVAL = 1.0
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 10.0
 
 
-# (topic, payload, qos, retain) of one publish.
-Outgoing = tuple[str, str | bytes, int, bool]
+# (sequence number, topic, payload, qos, retain) of one publish; the number
+# puts publishes the broker refused back in their order.
+Outgoing = tuple[int, str, str | bytes, int, bool]
 
 
 class _BufferedClient(mqtt.Client):
@@ -162,6 +168,37 @@ class _BufferedClient(mqtt.Client):
         self._read_buffer, self._read_position = b"", 0
         super()._sock_close()
 
+    def _handle_pubrec(self) -> mqtt.MQTTErrorCode:
+        # paho 2.2.0 ignores a PUBREC's reason code: it sends PUBREL for a QoS 2
+        # message the broker refused (quota exceeded, not authorized), the broker
+        # answers PUBCOMP, and the message counted as delivered. A refusal ends
+        # the exchange here, and on_publish hears the refusal.
+        packet = _packet.decode_pubrec(
+            self._in_packet["command"], self._in_packet["packet"], self._protocol
+        )
+        reason = packet.reason
+        if reason is not None and reason.is_failure:
+            with self._out_message_mutex:
+                if packet.mid in self._out_messages:
+                    return self._do_on_publish(packet.mid, reason, packet.properties)
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._handle_pubrec()
+
+    def restart_unfinished_qos2(self) -> None:
+        """The broker has no session of ours (CONNACK: session present 0), so it
+        forgot the QoS 2 messages it had received and not yet released: paho
+        would send PUBREL for them, and the broker answer PUBCOMP for a message
+        it never delivered. They are published again instead (a duplicate is
+        possible if our PUBREL was read before the connection broke; a loss is not)."""
+        with self._out_message_mutex:
+            for message in self._out_messages.values():
+                if message.qos == 2 and message.state in (
+                    mqtt.mqtt_ms_resend_pubrel,
+                    mqtt.mqtt_ms_wait_for_pubcomp,
+                ):
+                    message.state = mqtt.mqtt_ms_publish
+                    message.dup = True
+
 
 @dataclass(frozen=True)
 class MqttOptions:
@@ -202,6 +239,12 @@ class MqttLink:
         # (which has a smaller window, see the module's docstring).
         self._backlog: deque[Outgoing] = deque()
         self._backlog2: deque[Outgoing] = deque()
+        # Publishes the broker refused for now, by sequence number, and when
+        # they may go again.
+        self._retry: list[Outgoing] = []
+        self._retry_delay = RETRY_MIN
+        self._retry_at = 0.0
+        self._sequence = 0
         self.dropped = 0  # publishes lost: the queue was full, or a topic or the broker said no
         self._queue_dropped = 0  # of them, for a full queue (MQTT_MAX_QUEUED)
         self._dropped_logged = 0
@@ -222,6 +265,7 @@ class MqttLink:
         self._subacked_early: set[int] = set()
         self.connected = threading.Event()
         self._was_connected = False
+        self.connects = 0  # successful connects so far (a reconnect makes it 2)
         self._stopping = False
         self._loop_thread = threading.get_ident()
         self._runner: asyncio.Task[None] | None = None
@@ -277,7 +321,7 @@ class MqttLink:
             if client.socket() is None:
                 try:
                     # Blocking connect (and TLS handshake): not in the event loop.
-                    await asyncio.to_thread(client.reconnect)
+                    await self._in_daemon_thread(client.reconnect)
                 except Exception as error:  # refused, unreachable, TLS: try again later
                     log.debug("MQTT: connecting to %s:%d failed: %s", self.host, self.port, error)
                     await asyncio.sleep(delay)
@@ -292,6 +336,35 @@ class MqttLink:
             if self._client.socket() is None and not self._stopping:
                 await asyncio.sleep(delay)  # lost or refused: back off before trying again
                 delay = min(2 * delay, RECONNECT_MAX)
+
+    def _in_daemon_thread(self, function: Callable[[], Any]) -> Any:
+        """Run a blocking call in a thread of its own that never holds the exit.
+
+        asyncio.to_thread's executor is joined when the loop ends: a connect to
+        a broker that does not answer (paho waits 5 s, DNS and TLS longer) held
+        SIGTERM's exit beyond its 5 s."""
+        loop = self._loop
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if future.done():  # the awaiting task was cancelled
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def run() -> None:
+            result, error = None, None
+            try:
+                result = function()
+            except BaseException as caught:  # handed to the awaiting task
+                error = caught
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=run, name="mqtt-connect", daemon=True).start()
+        return future
 
     def _fall_back_to_mqtt311(self) -> None:
         """The broker refused MQTT 5: go on with a new MQTT 3.1.1 client.
@@ -380,6 +453,8 @@ class MqttLink:
                     return
         except Exception:  # a bug in a callback must not stop reading for good
             log.exception("MQTT: failed to handle what the broker sent")
+            if client.buffered:  # the rest of the chunk, on the next turn
+                self._loop.call_soon(self._readable, client)
 
     def _writable(self, client: mqtt.Client) -> None:
         try:
@@ -404,17 +479,21 @@ class MqttLink:
         if problem is not None:
             self._refuse(topic, problem)
             return False
-        if qos > 0:
-            with self._lock:
+        with self._lock:
+            self._sequence += 1
+            outgoing: Outgoing = (self._sequence, topic, payload, qos, retain)
+            if qos > 0:
                 backlog = self._backlog2 if qos == 2 else self._backlog
                 if backlog or not self.connected.is_set() or not self._has_room(qos):
-                    waiting = len(self._backlog) + len(self._backlog2)
-                    if waiting >= self._max_queued:
+                    if len(self._backlog) + len(self._backlog2) >= self._max_queued:
                         dropped = True
                     else:
-                        backlog.append((topic, payload, qos, retain))
+                        backlog.append(outgoing)
+                        # Values (QoS 1) waiting for a connected broker slow the
+                        # stations down; raw messages (QoS 2, a window of their
+                        # own) never do: beyond MQTT_MAX_QUEUED they are dropped.
                         if (
-                            waiting >= BACKPRESSURE_HIGH
+                            len(self._backlog) >= BACKPRESSURE_HIGH
                             and self.connected.is_set()
                             and threading.get_ident() == self._loop_thread
                         ):
@@ -422,10 +501,10 @@ class MqttLink:
                         return True
                 else:
                     dropped = False
-            if dropped:
-                self._count_drop()
-                return False
-        return self._send(topic, payload, qos, retain)
+                if dropped:
+                    self._count_drop()
+                    return False
+        return self._send(outgoing)
 
     def _has_room(self, qos: int) -> bool:
         # Under self._lock.
@@ -435,12 +514,13 @@ class MqttLink:
         self.dropped += 1
         log.error("MQTT: not published on %r: %s", topic[:120], problem)
 
-    def _send(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> bool:
+    def _send(self, outgoing: Outgoing) -> bool:
         # paho queues a QoS>0 publish while disconnected (MQTT_ERR_NO_CONN),
         # or when the connection broke under it (MQTT_ERR_CONN_LOST), and
         # sends it after the reconnect. Our lock is never held while calling
         # paho: paho may run on_publish under its own locks, and taking ours
         # there could deadlock.
+        _, topic, payload, qos, retain = outgoing
         foreign = threading.get_ident() != self._loop_thread
         if foreign and qos > 0:
             with self._lock:
@@ -448,20 +528,23 @@ class MqttLink:
         try:
             info = self._client.publish(topic, payload, qos=qos, retain=retain)
         except (ValueError, TypeError) as error:  # checked above; a last guard
-            self._refuse(topic, str(error))
-            return False
-        finally:
             if foreign and qos > 0:
                 with self._lock:
                     self._foreign_sends -= 1
+            self._refuse(topic, str(error))
+            return False
         if qos == 0:
             return True
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # paho refused it: not sent, ever
+            if foreign:
+                with self._lock:
+                    self._foreign_sends -= 1
             self.dropped += 1
             log.error("MQTT: paho refused the message on %r (its queue is full)", topic[:120])
             return False
-        outgoing: Outgoing = (topic, payload, qos, retain)
         with self._lock:
+            if foreign:  # only now: an ack in between must find our record
+                self._foreign_sends -= 1
             early = info.mid in self._acked_early
             reason = self._acked_early.pop(info.mid, None)
             if not early:
@@ -474,41 +557,59 @@ class MqttLink:
     def _acknowledged(self, outgoing: Outgoing, reason: ReasonCode | None) -> bool:
         """The broker answered a publish: True when it took it."""
         if reason is None or not reason.is_failure:
+            self._retry_delay = RETRY_MIN
             return True
-        topic, _, qos, _ = outgoing
+        _, topic, _, qos, _ = outgoing
         if qos == 2 and reason.value == PACKET_ID_NOT_FOUND:
             return True
         if reason.value in RETRIED_REASONS:
             with self._lock:
-                (self._backlog2 if qos == 2 else self._backlog).appendleft(outgoing)
+                heapq.heappush(self._retry, outgoing)
                 if qos == 1:
                     # This broker counts QoS 1 against its quota too: keep to it.
+                    # (The window starts wide: Mosquitto advertises 20 but counts
+                    # only QoS 2, and 20 in flight held values back at 1,500 stations.)
                     self._window = max(1, min(self._window, self._receive_maximum))
-            log.warning("MQTT: the broker refused a message for now (%s); sending it again", reason)
-            self._in_loop(self._schedule_drain)
+                delay = self._retry_delay
+                self._retry_delay = min(RETRY_MAX, 2 * delay)
+            log.warning(
+                "MQTT: the broker refused a message for now (%s); sending it again in %.2f s",
+                reason,
+                delay,
+            )
+            self._in_loop(self._retry_later, delay)
             return False
         self.dropped += 1
         log.error("MQTT: the broker refused the message on %r (%s); dropped", topic[:120], reason)
         return False
 
+    def _retry_later(self, delay: float) -> None:
+        self._retry_at = self._loop.time() + delay
+        self._loop.call_later(delay, self._schedule_drain)
+
     def _drain(self) -> None:
-        """Hand waiting publishes to paho, in order, as the windows allow."""
+        """Hand waiting publishes to paho, in order, as the windows allow: first
+        what the broker refused for now (in its order, once its delay is over)."""
         self._drain_scheduled = False
+        retry_due = self._loop.time() >= self._retry_at
         while True:
             with self._lock:
                 if not self.connected.is_set():
                     return
-                if self._backlog2 and self._has_room(2):
+                if self._retry and retry_due and self._has_room(self._retry[0][3]):
+                    item = heapq.heappop(self._retry)
+                elif self._backlog2 and self._has_room(2):
                     item = self._backlog2.popleft()
                 elif self._backlog and self._has_room(1):
                     item = self._backlog.popleft()
                 else:
-                    if len(self._backlog) + len(self._backlog2) <= BACKPRESSURE_LOW:
+                    if len(self._backlog) <= BACKPRESSURE_LOW:
                         self.flowing.set()
                     return
-            self._send(*item)
+            self._send(item)
 
     def _count_drop(self) -> None:
+        # Called under self._lock or not: a counter and a rate-limited WARNING.
         self.dropped += 1
         self._queue_dropped += 1
         now = time.monotonic()
@@ -558,7 +659,7 @@ class MqttLink:
     def unacked(self) -> int:
         """QoS>0 publishes the broker has not acknowledged yet, waiting ones included."""
         with self._lock:
-            return len(self._inflight) + len(self._backlog) + len(self._backlog2)
+            return len(self._inflight) + len(self._backlog) + len(self._backlog2) + len(self._retry)
 
     async def flush(self, seconds: float) -> bool:
         """Wait until the broker acknowledged every QoS>0 publish, or `seconds` pass."""
@@ -578,6 +679,13 @@ class MqttLink:
                 return
             log.error("MQTT broker %s:%d refused the connection: %s", self.host, self.port, reason)
             return
+        if (
+            self.protocol == MQTT5
+            and not flags.session_present
+            and isinstance(client, _BufferedClient)
+        ):
+            # Before paho resends what is in flight (it does so after this callback).
+            client.restart_unfinished_qos2()
         # MQTT 5's Receive Maximum (65,535 when not named); unknown over 3.1.1.
         if self.protocol == MQTT5:
             self._receive_maximum = int(getattr(properties, "ReceiveMaximum", 65535) or 65535)
@@ -599,6 +707,7 @@ class MqttLink:
             )
             self._dropped_logged = self._queue_dropped
         self._was_connected = True
+        self.connects += 1
         self._loop.call_soon(self._on_connected)
         self._schedule_drain()
 
@@ -646,9 +755,9 @@ class MqttLink:
                     if len(self._acked_early) > EARLY_ACKS_KEPT:
                         del self._acked_early[next(iter(self._acked_early))]
                 return
-            if outgoing[2] == 2:
+            if outgoing[3] == 2:
                 self._inflight2 -= 1
-            waiting = bool(self._backlog or self._backlog2)
+            waiting = bool(self._backlog or self._backlog2 or self._retry)
         self._acknowledged(outgoing, reason)
         if waiting:
             self._in_loop(self._schedule_drain)

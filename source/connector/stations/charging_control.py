@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -55,9 +56,12 @@ class ChargingControl:
         self.store = LimitStore()
         self._publish = publish
         self._persist = persist
-        # (station, connector) with an application waiting for its lock, and
+        # Station -> connectors with an application waiting for its lock, and
         # whether it must apply even a limit already applied (a new session).
-        self._scheduled: dict[tuple[Station, int], bool] = {}
+        # Weak: a station that left takes its entries with it.
+        self._scheduled: weakref.WeakKeyDictionary[Station, dict[int, bool]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ---- requests from MQTT and the broker's retained state -----------
 
@@ -101,24 +105,28 @@ class ChargingControl:
 
     def _schedule(self, station: Station, connector_id: int, force: bool = False) -> None:
         """Apply the connector's latest limit soon; coalesced with a waiting one."""
-        key = (station, connector_id)
-        if key in self._scheduled:
-            self._scheduled[key] = self._scheduled[key] or force
+        scheduled = self._scheduled.setdefault(station, {})
+        if connector_id in scheduled:
+            scheduled[connector_id] = scheduled[connector_id] or force
             return
-        self._scheduled[key] = force
+        scheduled[connector_id] = force
         station.spawn(self._apply_scheduled(station, connector_id))
 
     async def _apply_scheduled(self, station: Station, connector_id: int) -> None:
-        key = (station, connector_id)
+        scheduled = self._scheduled.setdefault(station, {})
+        started = False
         try:
             await station.learned.wait()  # the unit and stack level depend on it
             lock = station.limit_locks.setdefault(connector_id, asyncio.Lock())
             async with lock:
-                # Requests from now on schedule another pass.
-                force = self._scheduled.pop(key, False)
+                # Requests from now on schedule another pass (whose entry this
+                # pass must then leave alone).
+                started = True
+                force = scheduled.pop(connector_id, False)
                 await self._apply_locked(station, connector_id, None if force else "latest")
         finally:
-            self._scheduled.pop(key, None)
+            if not started:  # cancelled while waiting: the station is gone
+                scheduled.pop(connector_id, None)
 
     def _in_force(self, station: Station, connector_id: int, limit: float) -> bool:
         """The station accepted this very limit on this connection, for the session

@@ -7,15 +7,19 @@ value in force. Commands to one station go one at a time, in arrival order
 (the station's call lock is first come, first served); a silent station
 delays only its own commands, by OCPP_RESPONSE_TIMEOUT at most each.
 
-Commands waiting for one station are bounded: one equal to a command
-already waiting is not queued again (a trigger pressed ten times is sent
-once), and beyond MAX_WAITING commands the newest are dropped with a
-WARNING. 5,000 commands to a silent station were 5,000 tasks.
+Commands waiting for one station are bounded, and kept in one queue with one
+worker per station (5,000 commands to a silent station were 5,000 tasks): a
+command equal to the last one waiting is not queued again (a trigger pressed
+ten times is sent once, and the order of different commands is kept:
+Inoperative, Operative, Inoperative ends Inoperative), and beyond MAX_WAITING
+commands the newest are dropped with a WARNING.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -27,19 +31,18 @@ from connector.stations.station_v2 import StationV201
 
 log = logging.getLogger(__name__)
 
-# Commands waiting (or running) for one station at most.
+# Commands waiting for one station at most (besides the one being sent).
 MAX_WAITING = 32
-
-
-def _identity(request: act.Request) -> str:
-    return request.action + repr(sorted(request.payload.items()))
 
 
 class CommandRunner:
     def __init__(self, publish: Callable[[list[dp.Datapoint]], None]) -> None:
         self._publish = publish
-        # Station -> the commands waiting or running for it, by identity.
-        self._waiting: dict[Station, set[str]] = {}
+        # Station -> its commands waiting to be sent, oldest first; a station
+        # with an entry has a worker. Weak: a station that left takes its queue.
+        self._queues: weakref.WeakKeyDictionary[Station, deque[act.Request]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def submit(self, station: Station, request: act.Request, connector_id: int | None) -> None:
         if request.action in ("RemoteStopTransaction", "RequestStopTransaction") and (
@@ -56,32 +59,32 @@ class CommandRunner:
                 )
                 return
             request = act.Request(request.action, {"transactionId": transaction_id})
-        waiting = self._waiting.setdefault(station, set())
-        identity = _identity(request)
-        if identity in waiting:
+        queue = self._queues.get(station)
+        if queue is None:
+            queue = self._queues[station] = deque()
+            station.spawn(self._work(station, queue))
+        if queue and queue[-1] == request:
             # A repeat (a button pressed again): DEBUG, as it may come thousands of times.
             log.debug("%s: the same %s is waiting already", station.id, request.action)
             return
-        if len(waiting) >= MAX_WAITING:
+        if len(queue) >= MAX_WAITING:
             log.warning(
                 "%s: %d commands are waiting for the station already; dropped %s",
                 station.id,
-                len(waiting),
+                len(queue),
                 request.action,
             )
             return
-        waiting.add(identity)
-        station.spawn(self._run_queued(station, request, identity))
+        queue.append(request)
 
-    async def _run_queued(self, station: Station, request: act.Request, identity: str) -> None:
+    async def _work(self, station: Station, queue: deque[act.Request]) -> None:
+        """Send the station's commands one after another, then end."""
         try:
-            await self.run(station, request)
+            while queue:
+                await self.run(station, queue.popleft())
         finally:
-            waiting = self._waiting.get(station)
-            if waiting is not None:
-                waiting.discard(identity)
-                if not waiting:
-                    del self._waiting[station]
+            if self._queues.get(station) is queue:
+                del self._queues[station]
 
     async def run(self, station: Station, request: act.Request) -> None:
         status, answer = await station.command(request.action, request.payload)

@@ -94,6 +94,7 @@ MAX_TRACKED_TRANSACTIONS = 64
 # Frames a station may send in a burst before OCPP_MAX_FRAMES_PER_SECOND
 # holds it back, in seconds' worth.
 BURST_SECONDS = 2.0
+SLOWED_WARNING_INTERVAL = 60.0
 
 
 TIMEOUT = "Timeout"
@@ -226,9 +227,11 @@ class Station:
         self._incoming: asyncio.Queue[Call] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
         # The token bucket of OCPP_MAX_FRAMES_PER_SECOND.
         self._tokens = hooks.max_frames_per_second * BURST_SECONDS
         self._tokens_at = 0.0
+        self._slowed_at = -SLOWED_WARNING_INTERVAL
 
     # ---- receive path -------------------------------------------------
 
@@ -251,6 +254,7 @@ class Station:
         except ConnectionClosed as closed:
             log.info("%s: connection closed (%s)", self.id, closed)
         finally:
+            self._closed = True
             if self._worker is not None:
                 self._worker.cancel()
             for future in self._pending.values():
@@ -276,11 +280,17 @@ class Station:
 
     async def _slow_down(self) -> None:
         rate = self.hooks.max_frames_per_second
-        log.warning(
-            "%s: sends more than OCPP_MAX_FRAMES_PER_SECOND (%g frames a second); read more slowly",
-            self.id,
-            rate,
-        )
+        now = asyncio.get_running_loop().time()
+        if now - self._slowed_at >= SLOWED_WARNING_INTERVAL:
+            # Once a minute per station: the flood guard counts by message
+            # template, so one station's flood would hide another's WARNING.
+            self._slowed_at = now
+            log.warning(
+                "%s: sends more than OCPP_MAX_FRAMES_PER_SECOND (%g frames a second); "
+                "read more slowly",
+                self.id,
+                rate,
+            )
         await asyncio.sleep((1 - self._tokens) / rate)
         self._tokens_at = asyncio.get_running_loop().time()
         self._tokens = 0.0  # the token it waited for is this frame's
@@ -396,7 +406,11 @@ class Station:
         return call_result_json(call.unique_id, response)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run work tied to this connection; it is cancelled when it closes."""
+        """Run work tied to this connection; it is cancelled when it closes, and
+        work for a connection that has closed is not started at all."""
+        if self._closed:
+            coroutine.close()
+            return
         # Keep a reference: asyncio only holds weak references to tasks.
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 
 from connector.core import actuators as act
@@ -75,8 +76,9 @@ class StationSetup:
         self.commands = commands
         # Whether an earlier run (or this one) accepted the station's boot.
         self._has_boot_record = has_boot_record
-        # Stations with a setup waiting for their setup lock.
-        self._waiting: set[Station] = set()
+        # Stations with a setup waiting for their setup lock (weak: a station
+        # that left is gone from it, whatever became of its tasks).
+        self._waiting: weakref.WeakSet[Station] = weakref.WeakSet()
 
     def connected(self, station: Station) -> None:
         station.spawn(self._after_connect(station))

@@ -37,6 +37,8 @@ P = "n/direct/"
         ("CP__Variable__a+b__c/d", "n/direct/CP/Variable/a%2Bb/c%2Fd"),
         ("CP__Variable__EVSE@1__Power", "n/direct/CP/Variable/EVSE@1/Power"),
         ("CP__Configuration__50%\x00\x1f", "n/direct/CP/Configuration/50%25%00%1F"),
+        # Unicode non-characters: Mosquitto drops the connection for them.
+        ("CP__Configuration__K\uffff", "n/direct/CP/Configuration/K%EF%BF%BF"),
     ],
 )
 def test_sensor_topics(key: str, topic: str) -> None:

@@ -7,12 +7,13 @@ import logging
 import pytest
 
 from connector.core.key_budget import (
-    EXAMPLE_MAX_CHARS,
+    EXAMPLE_MAX_BYTES,
     MAX_KEY_LENGTH,
     KeyBudget,
     example,
     station_of,
 )
+from connector.core.strict_json import dumps
 
 
 @pytest.mark.parametrize(
@@ -45,9 +46,9 @@ def test_a_key_longer_than_any_real_one_is_never_admitted(
     budget = KeyBudget(5000)
     long_key = "CP_1__BootNotification__customData." + "k" * 60_000
     with caplog.at_level(logging.WARNING, "connector.core.key_budget"):
-        assert budget.admit(long_key, "v") is False
-        assert budget.admit(long_key + "2", "v") is False
-        assert budget.admit("CP_1__" + "k" * (MAX_KEY_LENGTH - 6), 1) is True
+        assert budget.admit(long_key) is False
+        assert budget.admit(long_key + "2") is False
+        assert budget.admit("CP_1__" + "k" * (MAX_KEY_LENGTH - 6)) is True
     # One WARNING, naming the station and only the start of the name.
     assert len(caplog.records) == 1
     assert "CP_1" in caplog.records[0].getMessage()
@@ -57,10 +58,10 @@ def test_a_key_longer_than_any_real_one_is_never_admitted(
 def test_the_budget_counts_bytes_not_only_keys(caplog: pytest.LogCaptureFixture) -> None:
     budget = KeyBudget(5000, byte_limit=10_000)
     with caplog.at_level(logging.WARNING, "connector.core.key_budget"):
-        admitted = [budget.admit(f"CP_1__k{n}__" + "x" * 300, "v") for n in range(100)]
-        assert budget.admit("CP_2__k", "v") is True  # another station's budget is its own
-    # Each key is about 320 bytes: about 30 fit in 10,000.
-    assert 25 <= admitted.count(True) <= 32
+        admitted = [budget.admit(f"CP_1__k{n}__" + "x" * 300) for n in range(100)]
+        assert budget.admit("CP_2__k") is True  # another station's budget is its own
+    # Each key costs its JSON (about 312 bytes) and its largest example (68): 26 fit.
+    assert admitted.count(True) == 10_000 // (len(dumps("CP_1__k10__" + "x" * 300)) + 68)
     assert admitted == sorted(admitted, reverse=True)  # once full, nothing more
     assert "OCPP_MAX_KEY_BYTES_PER_STATION (10000 bytes" in caplog.text
 
@@ -70,9 +71,23 @@ def test_the_budget_counts_bytes_not_only_keys(caplog: pytest.LogCaptureFixture)
     [
         (1.5, 1.5),
         ("short", "short"),
-        ("x" * 60_000, "x" * (EXAMPLE_MAX_CHARS - 1) + "…"),
+        ("Charging", "Charging"),
+        ("x" * 60_000, "x" * (EXAMPLE_MAX_BYTES - 8) + "…"),
         (None, None),
+        (2**63, 2**63),
     ],
 )
 def test_examples_are_short(value: object, shown: object) -> None:
     assert example(value) == shown
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["😀" * 100, "\x01" * 100, '"' * 100, "é" * 100, "a" * 62, "a" * 63, "😀", "x\ud800" * 40],
+)
+def test_an_example_takes_at_most_its_bytes_in_json(value: str) -> None:
+    """Whatever a string value becomes later, its example cannot grow the document
+    beyond what the key was charged (issue 17: 12 bytes a character in JSON)."""
+    shown = example(value)
+    assert len(dumps(shown)) <= EXAMPLE_MAX_BYTES
+    assert value.startswith(shown.rstrip("…"))

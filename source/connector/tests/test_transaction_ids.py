@@ -62,7 +62,9 @@ def test_instances_never_share_an_id_and_keep_going_after_restarts() -> None:
     ("kept", "taken"),
     [
         (500_000_000, True),
-        (INT32_MAX - 2**24, True),
+        (2**30 + 100, True),  # as far ahead of the clock as ids can run
+        (2**30 + 101, False),
+        (INT32_MAX - 2**24, False),
         (INT32_MAX, False),  # a forged retained id: every StartTransaction would fail
         (INT32_MAX - 10, False),
         (0, False),
@@ -74,7 +76,7 @@ def test_instances_never_share_an_id_and_keep_going_after_restarts() -> None:
 )
 def test_an_implausible_kept_id_is_ignored(kept: object, taken: bool) -> None:
     ids = TransactionIds(clock=lambda: EPOCH_2020 + 100)
-    assert TransactionIds.plausible(kept) is taken
+    assert ids.plausible(kept) is taken
     ids.observe(kept)  # type: ignore[arg-type]
     issued = ids.next()
     assert issued == (kept + 1 if taken else 101)  # type: ignore[operator]

@@ -761,3 +761,31 @@ def test_the_acl_example_lets_only_the_connector_write_its_state(with_acl: Mosqu
             watcher.close()
 
     run(scenario())
+
+
+def test_a_publish_the_broker_refuses_is_never_counted_as_delivered(
+    with_acl: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """paho 2.2.0 ignores a PUBREC's reason code and went on with PUBREL: a QoS 2
+    message the broker refused counted as delivered."""
+    from connector.mqtt.mqtt_link import MqttLink, MqttOptions
+
+    async def scenario() -> None:
+        caplog.set_level(logging.ERROR)
+        loop = asyncio.get_running_loop()
+        options = MqttOptions(username="connector", password="connector-Secret-1")
+        link = MqttLink(
+            "127.0.0.1", with_acl.port, "refused", loop, lambda: None, lambda *_: None, options
+        )
+        link.start()
+        try:
+            await eventually(link.connected.is_set)
+            for qos in (1, 2):
+                assert link.publish("not-ours/x", b"1", qos=qos) is True  # taken, for now
+            await eventually(lambda: link.unacked == 0)
+            assert link.dropped == 2
+        finally:
+            link.stop()
+
+    run(scenario())
+    assert caplog.text.count("the broker refused the message on 'not-ours/x'") == 2
