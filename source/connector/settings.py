@@ -94,7 +94,7 @@ class Settings:
     # The share (%) of OCPP_MAX_CONNECTIONS one address may hold in handshakes.
     ocpp_handshake_share_per_address: int = 50
     # Frames a second one station is read at, at most (after a burst).
-    ocpp_max_frames_per_second: float = 50.0
+    ocpp_max_frames_per_second: float = 200.0
     # Seconds between WebSocket pings; a dead connection is noticed within
     # two of them. 0 turns pings off, for stations that never answer them.
     ocpp_ping_interval: float = 60.0

@@ -479,6 +479,7 @@ class MqttLink:
         if problem is not None:
             self._refuse(topic, problem)
             return False
+        dropped = False
         with self._lock:
             self._sequence += 1
             outgoing: Outgoing = (self._sequence, topic, payload, qos, retain)
@@ -499,11 +500,11 @@ class MqttLink:
                         ):
                             self.flowing.clear()
                         return True
-                else:
-                    dropped = False
-                if dropped:
-                    self._count_drop()
-                    return False
+        if dropped:
+            # Not under the lock: its WARNING goes to our log handler, which
+            # publishes through this very method.
+            self._count_drop()
+            return False
         return self._send(outgoing)
 
     def _has_room(self, qos: int) -> bool:
@@ -609,7 +610,7 @@ class MqttLink:
             self._send(item)
 
     def _count_drop(self) -> None:
-        # Called under self._lock or not: a counter and a rate-limited WARNING.
+        # Never under self._lock: the WARNING is published through publish().
         self.dropped += 1
         self._queue_dropped += 1
         now = time.monotonic()

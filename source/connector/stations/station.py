@@ -131,7 +131,7 @@ class StationHooks:
     # OCPP_ID_TAGS: when set, other tags are answered Invalid.
     id_tags: frozenset[str] | None = None
     # OCPP_MAX_FRAMES_PER_SECOND: beyond it, the station is read more slowly.
-    max_frames_per_second: float = 50.0
+    max_frames_per_second: float = 200.0
     # Set while MQTT can take more; a station's next frame waits for it.
     mqtt_flowing: asyncio.Event | None = None
 
