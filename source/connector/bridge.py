@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote
 
 from websockets.asyncio.server import ServerConnection
 
-from connector import gc_policy, log_redaction
-from connector.core import actuators as act
+from connector import actuators, gc_policy, log_redaction
+from connector.actuators import Actuator, Request, Route
 from connector.core import charging_profiles as cp
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
@@ -37,9 +37,8 @@ from connector.stations.charging_control import ChargingControl
 from connector.stations.command_runner import CommandRunner
 from connector.stations.station import Station, StationHooks, now_ms
 from connector.stations.station_setup import StationSetup
-from connector.stations.station_v2 import StationV21, StationV201
-from connector.stations.station_v16 import StationV16
-from connector.stations.tls import client_context, server_context
+from connector.tls import client_context, server_context
+from connector.versions import BY_NAME, VERSIONS, Version
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,6 @@ READY_TIMEOUT = 5.0
 SHUTDOWN_TIMEOUT = 4.0
 CLOSE_TIMEOUT = 1.0
 CLOSE_GOING_AWAY = 1001
-
-STATION_CLASSES: dict[str, type[Station]] = {
-    "1.6": StationV16,
-    "2.0.1": StationV201,
-    "2.1": StationV21,
-}
 
 
 def boot_record_name(cp_id: str) -> str:
@@ -90,7 +83,7 @@ def valid_boot_record(payload: bytes) -> bool:
     record = loads_or_none(payload)
     return (
         isinstance(record, dict)
-        and record.get("ocpp") in STATION_CLASSES
+        and record.get("ocpp") in BY_NAME
         and isinstance(record.get("accepted"), int)
         and not isinstance(record.get("accepted"), bool)
         and record["accepted"] > 0
@@ -102,10 +95,21 @@ class Bridge:
         self.settings = settings
         self.version = version
         self.instance = settings.connector_instance
-        # OCPP_CONFIG, and execute_forget_station with direct topics (CONTRACT §10).
-        self.actuators = settings.ocpp_config + (
-            (act.FORGET_STATION,) if settings.direct_topics else ()
+        # OCPP_CONFIG, and those offered with direct topics (CONTRACT §10).
+        self.actuators = settings.ocpp_config + tuple(
+            name
+            for name, actuator in actuators.ACTUATORS.items()
+            if actuator.with_direct_topics
+            and settings.direct_topics
+            and name not in settings.ocpp_config
         )
+        # How each kind of actuator is carried out (actuators.Route).
+        self._routes = {
+            Route.COMMAND: self._command,
+            Route.LIMIT: self._limit,
+            Route.CLEAR: self._clear,
+            Route.LOCAL: self._local,
+        }
         self.transaction_ids = TransactionIds(instance=self.instance)
         # Several instances (CONTRACT §9): each keeps its own last id.
         self._state_transaction_id = STATE_TRANSACTION_ID + (
@@ -325,11 +329,12 @@ class Bridge:
         assert self.bemcom is not None
         self.bemcom.publish_datapoints(datapoints)
 
-    def _make_station(self, cp_id: str, connection: ServerConnection, version: str) -> Station:
+    def _make_station(self, cp_id: str, connection: ServerConnection, version: Version) -> Station:
         # One StationHooks for all stations: they are the same for each.
         if self._hooks is None:
             self._hooks = self._station_hooks()
-        return STATION_CLASSES[version](cp_id, connection, self._hooks)
+        station: Station = version.station_class(cp_id, connection, self._hooks)
+        return station
 
     def _station_hooks(self) -> StationHooks:
         return StationHooks(
@@ -357,11 +362,12 @@ class Bridge:
         self.setup.connected(station)
 
     def _on_boot(self, station: Station) -> None:
-        if station.is_v2 and station.id not in self._boot_records:
+        if not station.may_trigger_boot and station.id not in self._boot_records:
             # A restarted connector serves it as accepted if it does not boot.
             self._boot_records.add(station.id)
-            record = {"ocpp": station.ocpp_version, "accepted": now_ms()}
+            record = {"ocpp": station.version.name, "accepted": now_ms()}
             self._persist(boot_record_name(station.id), record)
+        self.charging.booted(station)
         self.setup.booted(station)
 
     def _on_disconnect(self, station: Station) -> None:
@@ -387,11 +393,11 @@ class Bridge:
 
     def _offer_actuators(self, station: Station, connector_id: int | None) -> None:
         assert self.bemcom is not None
-        for actuator in self.actuators:
-            if not act.offered_on(actuator, connector_id, station.ocpp_version):
-                continue
-            key = cmd.actuator_key(station.id, actuator, connector_id)
-            self.bemcom.offer_actuators([key], act.ACTUATORS[actuator].example)
+        for name in self.actuators:
+            actuator = actuators.ACTUATORS[name]
+            if actuator.offered_on(connector_id, station.version):
+                key = cmd.actuator_key(station.id, name, connector_id)
+                self.bemcom.offer_actuators([key], actuator.example_for(station.version))
 
     def _next_transaction_id(self) -> int:
         issued = self.transaction_ids.next()
@@ -454,44 +460,101 @@ class Bridge:
             station, speaks = self._holder(target.cp_id)
             if not speaks:
                 log.debug("%s: held by another instance, which acts on %s", target.cp_id, key)
-            request = self._build(station, target, value)
-            if target.actuator == cmd.SEND_CHARGING_PROFILE:
-                limit = request.payload["limit"]
-                connector_id = target.connector_id or 0
-                if limit is not None:  # a clear is always possible, whatever the strategy
-                    cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
-                self.charging.request(station, target.cp_id, connector_id, limit, speaks)
-            elif not speaks:
-                return  # the holder sends it, or the leader logs that no one holds it
-            elif target.actuator == act.FORGET_STATION:
-                assert self.bemcom is not None
-                removed = self.bemcom.forget_direct_topics(target.cp_id)
-                log.info(
-                    "%s: forgotten: its retained direct topics (%d) and discovery removed",
-                    target.cp_id,
-                    removed,
-                )
-            elif target.actuator == cmd.TRIGGER_MESSAGE:
-                self._trigger(station, target, request)
-            else:
-                self._command(station, target, request)
+            actuator = actuators.ACTUATORS[target.actuator]
+            request = self._build(station, actuator, target, value)
+            self._routes[actuator.route](station, speaks, actuator, target, request)
         except cmd.InvalidCommand as error:
             log.error("invalid command on %s, value %s: %s; nothing was sent", topic, shown, error)
 
     @staticmethod
-    def _build(station: Station | None, target: cmd.ActuatorKey, value: Any) -> act.Request:
+    def _build(
+        station: Station | None, actuator: Actuator, target: cmd.ActuatorKey, value: Any
+    ) -> Request:
         """The request in the station's OCPP version. For a station that is not
         connected, a value valid in any version passes (it is kept or dropped
         later, with a WARNING); InvalidCommand names the problem otherwise."""
-        versions = (station.ocpp_version,) if station is not None else act.ALL_VERSIONS
+        versions = (station.version,) if station is not None else VERSIONS
         first: cmd.InvalidCommand | None = None
         for version in versions:
             try:
-                return act.build(target.actuator, value, target.connector_id, version)
+                return actuator.build(value, target.connector_id, version)
             except cmd.InvalidCommand as error:
                 first = first or error
         assert first is not None
         raise first
+
+    # ---- the routes of actuators.Route -------------------------------
+
+    def _limit(
+        self,
+        station: Station | None,
+        speaks: bool,
+        actuator: Actuator,
+        target: cmd.ActuatorKey,
+        request: Request,
+    ) -> None:
+        """A charging limit: every instance remembers it (CONTRACT §9)."""
+        limit = request.payload["limit"]
+        connector_id = target.connector_id or 0
+        if limit is not None:  # a clear is always possible, whatever the strategy
+            cp.check_target(self.settings.ocpp_charging_profile_strategy, connector_id)
+        self.charging.request(station, target.cp_id, connector_id, limit, speaks)
+
+    def _clear(
+        self,
+        station: Station | None,
+        speaks: bool,
+        actuator: Actuator,
+        target: cmd.ActuatorKey,
+        request: Request,
+    ) -> None:
+        """The profiles this connector set, and the kept limit with them."""
+        if speaks and self._connected(station, actuator, target, request):
+            assert station is not None
+            self.charging.request(station, target.cp_id, target.connector_id or 0, None)
+
+    def _command(
+        self,
+        station: Station | None,
+        speaks: bool,
+        actuator: Actuator,
+        target: cmd.ActuatorKey,
+        request: Request,
+    ) -> None:
+        if speaks and self._connected(station, actuator, target, request):
+            assert station is not None
+            self.commands.submit(station, request, target.connector_id or None)
+
+    def _local(
+        self,
+        station: Station | None,
+        speaks: bool,
+        actuator: Actuator,
+        target: cmd.ActuatorKey,
+        request: Request,
+    ) -> None:
+        """execute_forget_station: the connector's own retained topics."""
+        if speaks:
+            assert self.bemcom is not None
+            removed = self.bemcom.forget_direct_topics(target.cp_id)
+            log.info(
+                "%s: forgotten: its retained direct topics (%d) and discovery removed",
+                target.cp_id,
+                removed,
+            )
+
+    @staticmethod
+    def _connected(
+        station: Station | None, actuator: Actuator, target: cmd.ActuatorKey, request: Request
+    ) -> bool:
+        if station is None:
+            log.warning(
+                "%s: not connected; dropped %s, which is not kept for later: %s",
+                target.cp_id,
+                request.action,
+                actuator.away,
+            )
+        return station is not None
 
     def _holder(self, cp_id: str) -> tuple[Station | None, bool]:
         """(our station, if we act on it; whether we speak for it).
@@ -516,34 +579,3 @@ class Bridge:
         # None before the OCPP server runs: a command heard that early is for
         # a station not connected yet (a limit is kept, the rest dropped).
         return self.central.stations.get(cp_id) if self.central is not None else None
-
-    def _command(
-        self, station: Station | None, target: cmd.ActuatorKey, request: act.Request
-    ) -> None:
-        if station is None:
-            # A Reset or a remote start hours later would surprise; not kept.
-            log.warning(
-                "%s: not connected; dropped %s, which is not kept for later",
-                target.cp_id,
-                request.action,
-            )
-            return
-        connector_id = target.connector_id or None
-        if target.actuator == act.CLEAR_CHARGING_PROFILE:
-            # The profiles this connector set, and the kept limit with them.
-            self.charging.request(station, target.cp_id, connector_id or 0, None)
-            return
-        self.commands.submit(station, request, connector_id)
-
-    def _trigger(
-        self, station: Station | None, target: cmd.ActuatorKey, request: act.Request
-    ) -> None:
-        message = request.payload["requestedMessage"]
-        if station is None:
-            log.warning(
-                "%s: not connected; dropped the trigger of %s, which asks for current information",
-                target.cp_id,
-                message,
-            )
-            return
-        self.commands.submit(station, request, target.connector_id)

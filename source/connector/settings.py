@@ -1,5 +1,10 @@
 """Settings from the environment, with `.env` filling in what is unset.
 
+Each setting is declared once, as a field of Settings: its variable, its
+type (the annotation), its default, its parser and a line of help. Loading,
+the error messages and test_settings.py's check of the README's tables all
+read those declarations.
+
 Everything is validated once, at start-up. Every bad variable is reported,
 not only the first, so an operator fixes a broken deployment in one go.
 """
@@ -9,45 +14,23 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from ocpp.v16.enums import Measurand
 
 from connector.core.charging_profiles import STRATEGIES
-from connector.stations.tls import TlsError, client_context, server_context
-
-# Every actuator (CONTRACT §3 and §6); OCPP_CONFIG picks from these.
-ACTUATORS: tuple[str, ...] = (
-    "execute_send_charging_profile",
-    "execute_trigger_message",
-    "execute_remote_start_transaction",
-    "execute_remote_stop_transaction",
-    "execute_change_availability",
-    "execute_reset",
-    "execute_unlock_connector",
-    "execute_clear_charging_profile",
-    "execute_change_configuration",
-    "execute_get_configuration",
-    "execute_data_transfer",
-    "execute_get_composite_schedule",
-    "execute_update_firmware",
-    "execute_get_diagnostics",
-    # OCPP 2.x monitoring and 2.1 periodic event streams (CONTRACT §8).
-    "execute_set_variable_monitoring",
-    "execute_clear_variable_monitoring",
-    "execute_adjust_periodic_event_stream",
-    "execute_get_periodic_event_stream",
-)
-# Offered when OCPP_CONFIG is unset or empty.
-DEFAULT_ACTUATORS: tuple[str, ...] = ACTUATORS[:2]
+from connector.core.measurands import MEASURANDS
+from connector.tls import TlsError, client_context, server_context
+from connector.versions import VERSIONS
 
 # OCPP-J subprotocols, oldest first: a station offering several gets the newest.
-OCPP_SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+OCPP_SUBPROTOCOLS: tuple[str, ...] = tuple(v.subprotocol for v in VERSIONS)
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
+
+Parser = Callable[[str], Any]
 
 
 class SettingsError(Exception):
@@ -59,75 +42,45 @@ class SettingsError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
-    connector_name: str = "ocpp-connector"
-    mqtt_broker_host: str = ""
-    mqtt_broker_port: int = 1883
-    send_raw_message_to_db: bool = False
-    debug: bool = False
-    ocpp_host: str = "0.0.0.0"
-    ocpp_port: int = 9000
-    ocpp_config: tuple[str, ...] = DEFAULT_ACTUATORS
-    heartbeat_interval: float = 30.0
-    ocpp_heartbeat_interval: int = 300
-    ocpp_response_timeout: float = 30.0
-    # Seconds to wait for a BootNotification before re-sending the limits in
-    # force to a station that reconnected without booting.
-    ocpp_boot_wait: float = 10.0
-    # Charging control (CONTRACT §5).
-    ocpp_voltage: float = 230.0
-    ocpp_phases: int = 3
-    ocpp_charging_profile_strategy: str = "auto"
-    ocpp_stack_level: int | None = None
-    ocpp_meter_values_sampled_data: tuple[str, ...] | None = None
-    ocpp_meter_value_sample_interval: int | None = None
-    ocpp_energy_monotonic: bool = True
-    # Security and reliability (CONTRACT §7). Secrets are left out of repr().
-    ocpp_basic_auth: dict[str, str] | None = field(default=None, repr=False)
-    ocpp_allowed_charge_points: frozenset[str] | None = None
-    ocpp_tls_cert: str = ""
-    ocpp_tls_key: str = ""
-    ocpp_tls_ca: str = ""
-    ocpp_id_tags: frozenset[str] | None = None
-    ocpp_max_message_size: int = 65536
-    ocpp_max_connections: int = 10000
-    # The share (%) of OCPP_MAX_CONNECTIONS one address may hold in handshakes.
-    ocpp_handshake_share_per_address: int = 50
-    # Frames a second one station is read at, at most (after a burst).
-    ocpp_max_frames_per_second: float = 200.0
-    # Seconds between WebSocket pings; a dead connection is noticed within
-    # two of them. 0 turns pings off, for stations that never answer them.
-    ocpp_ping_interval: float = 60.0
-    mqtt_broker_username: str = ""
-    mqtt_broker_password: str = field(default="", repr=False)
-    mqtt_tls: bool = False
-    mqtt_tls_ca: str = ""
-    mqtt_max_queued: int = 100000
-    # Sensor keys one station may create; beyond it, new keys are dropped.
-    ocpp_max_keys_per_station: int = 5000
-    # ... and bytes its keys and examples may take in available_datapoints.
-    ocpp_max_key_bytes_per_station: int = 1_000_000
-    # permessage-deflate toward stations that ask for it.
-    ocpp_compression: bool = False
-    # Subprotocols offered to stations (CONTRACT §8).
-    ocpp_versions: tuple[str, ...] = OCPP_SUBPROTOCOLS
-    # CONTRACT §9: this process's instance number (None: a single instance),
-    # and the processes to start on this machine.
-    connector_instance: int | None = None
-    ocpp_workers: int = 1
-    # CONTRACT §10: every key on <name>/direct/..., and /set commands.
-    mqtt_direct_topics: bool = False
-    homeassistant_discovery: bool = False
-    homeassistant_discovery_prefix: str = "homeassistant"
+class Setting:
+    """One setting's declaration: how its variable becomes its field's value."""
 
-    @property
-    def direct_topics(self) -> bool:
-        """Discovery reads the direct topics, so it turns them on."""
-        return self.mqtt_direct_topics or self.homeassistant_discovery
+    # The variable, and its parser; a second pair gives the same field another
+    # way (OCPP_BASIC_AUTH_FILE beside OCPP_BASIC_AUTH).
+    variables: tuple[tuple[str, Parser], ...]
+    help: str
+    # Its default as the README's tables show it.
+    shown: str
+    secret: bool = False
 
-    @property
-    def embedded_broker(self) -> bool:
-        return self.mqtt_broker_host == ""
+
+def setting(
+    variable: str,
+    parse: Parser,
+    default: Any,
+    help: str,
+    *,
+    shown: str | None = None,
+    secret: bool = False,
+    also: tuple[tuple[str, Parser], ...] = (),
+) -> Any:
+    """A field of Settings, declared with everything about its variable."""
+    if shown is None:
+        shown = _shown(default)
+    declared = Setting(((variable, parse), *also), help, shown, secret)
+    return field(default=default, repr=not secret, metadata={"setting": declared})
+
+
+def _shown(default: Any) -> str:
+    if default is None or default == "":
+        return "empty"
+    if isinstance(default, bool):
+        return "TRUE" if default else "FALSE"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    if isinstance(default, tuple):
+        return ",".join(default)
+    return str(default)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -183,8 +136,8 @@ def _strategy(raw: str) -> str:
 
 
 def parse_measurands(raw: str) -> tuple[str, ...]:
-    """A comma-separated list of OCPP 1.6 measurands, spelled as OCPP spells them."""
-    known = {m.value.lower(): m.value for m in Measurand}
+    """A comma-separated list of OCPP measurands, spelled as OCPP spells them."""
+    known = {m.lower(): m for m in MEASURANDS}
     names = [part.strip() for part in raw.split(",") if part.strip()]
     unknown = [n for n in names if n.lower() not in known]
     if unknown or not names:
@@ -258,9 +211,12 @@ def _host(raw: str) -> str:
 
 def parse_ocpp_config(raw: str) -> tuple[str, ...]:
     """Accept a JSON list, a JSON string, or a comma-separated list."""
+    # The names come from the actuators' declarations (actuators/).
+    from connector.actuators import DEFAULTS, NAMES
+
     text = raw.strip()
     if text == "":
-        return DEFAULT_ACTUATORS
+        return DEFAULTS
     names: list[Any]
     try:
         decoded = json.loads(text)
@@ -274,10 +230,10 @@ def parse_ocpp_config(raw: str) -> tuple[str, ...]:
         else:
             raise ValueError("allowed: a JSON list, a JSON string or a comma-separated list")
     if any(n == "all" for n in names):
-        return ACTUATORS
-    unknown = [n for n in names if n not in ACTUATORS]
+        return NAMES
+    unknown = [n for n in names if n not in NAMES]
     if unknown:
-        raise ValueError(f"unknown actuator {unknown[0]!r}; allowed: {', '.join(ACTUATORS)}, all")
+        raise ValueError(f"unknown actuator {unknown[0]!r}; allowed: {', '.join(NAMES)}, all")
     # Keep the order given, without repeats.
     return tuple(dict.fromkeys(names))
 
@@ -300,60 +256,167 @@ def parse_ocpp_versions(raw: str) -> tuple[str, ...]:
     return tuple(v for v in OCPP_SUBPROTOCOLS if v in names)
 
 
-# variable -> (field name, parser)
-_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "CONNECTOR_NAME": ("connector_name", _connector_name),
-    "MQTT_BROKER_HOST": ("mqtt_broker_host", _host),
-    "MQTT_BROKER_PORT": ("mqtt_broker_port", _int_in(1, 65535)),
-    "SEND_RAW_MESSAGE_TO_DB": ("send_raw_message_to_db", _parse_bool),
-    "DEBUG": ("debug", _parse_bool),
-    "OCPP_HOST": ("ocpp_host", _host),
-    "OCPP_PORT": ("ocpp_port", _int_in(1, 65535)),
-    "OCPP_CONFIG": ("ocpp_config", parse_ocpp_config),
-    "HEARTBEAT_INTERVAL": ("heartbeat_interval", _positive_float),
-    "OCPP_HEARTBEAT_INTERVAL": ("ocpp_heartbeat_interval", _int_in(1, 86400)),
-    "OCPP_RESPONSE_TIMEOUT": ("ocpp_response_timeout", _positive_float),
-    "OCPP_BOOT_WAIT": ("ocpp_boot_wait", _positive_float),
-    "OCPP_VOLTAGE": ("ocpp_voltage", _float_in(50, 500)),
-    "OCPP_PHASES": ("ocpp_phases", _int_in(1, 3)),
-    "OCPP_CHARGING_PROFILE_STRATEGY": ("ocpp_charging_profile_strategy", _strategy),
-    "OCPP_STACK_LEVEL": ("ocpp_stack_level", _int_in(0, 1000)),
-    "OCPP_METER_VALUES_SAMPLED_DATA": ("ocpp_meter_values_sampled_data", parse_measurands),
-    "OCPP_METER_VALUE_SAMPLE_INTERVAL": ("ocpp_meter_value_sample_interval", _int_in(0, 86400)),
-    "OCPP_ENERGY_MONOTONIC": ("ocpp_energy_monotonic", _parse_bool),
-    "OCPP_BASIC_AUTH": ("ocpp_basic_auth", parse_basic_auth),
-    "OCPP_BASIC_AUTH_FILE": ("ocpp_basic_auth", _basic_auth_file),
-    "OCPP_ALLOWED_CHARGE_POINTS": ("ocpp_allowed_charge_points", _id_set),
-    "OCPP_TLS_CERT": ("ocpp_tls_cert", _file),
-    "OCPP_TLS_KEY": ("ocpp_tls_key", _file),
-    "OCPP_TLS_CA": ("ocpp_tls_ca", _file),
-    "OCPP_ID_TAGS": ("ocpp_id_tags", _id_set),
-    "OCPP_MAX_MESSAGE_SIZE": ("ocpp_max_message_size", _int_in(1024, 16 * 1024 * 1024)),
-    "OCPP_MAX_CONNECTIONS": ("ocpp_max_connections", _int_in(1, 1_000_000)),
-    "OCPP_HANDSHAKE_SHARE_PER_ADDRESS": ("ocpp_handshake_share_per_address", _int_in(1, 100)),
-    "OCPP_MAX_FRAMES_PER_SECOND": ("ocpp_max_frames_per_second", _float_in(1, 100_000)),
-    "OCPP_PING_INTERVAL": ("ocpp_ping_interval", _non_negative_float),
-    "MQTT_BROKER_USERNAME": ("mqtt_broker_username", str.strip),
-    "MQTT_BROKER_PASSWORD": ("mqtt_broker_password", str),
-    "MQTT_TLS": ("mqtt_tls", _parse_bool),
-    "MQTT_TLS_CA": ("mqtt_tls_ca", _file),
-    "MQTT_MAX_QUEUED": ("mqtt_max_queued", _int_in(1, 100_000_000)),
-    "OCPP_MAX_KEYS_PER_STATION": ("ocpp_max_keys_per_station", _int_in(1, 10_000_000)),
-    "OCPP_MAX_KEY_BYTES_PER_STATION": (
-        "ocpp_max_key_bytes_per_station",
+@dataclass(frozen=True)
+class Settings:
+    # ---- CONTRACT §1, the BEMCom connector's own ----
+    connector_name: str = setting(
+        "CONNECTOR_NAME", _connector_name, "ocpp-connector", "Prefix of every MQTT topic."
+    )
+    mqtt_broker_host: str = setting(
+        "MQTT_BROKER_HOST", _host, "", "Host of the broker; empty: the embedded broker."
+    )
+    mqtt_broker_port: int = setting(
+        "MQTT_BROKER_PORT", _int_in(1, 65535), 1883, "Port of the broker."
+    )
+    send_raw_message_to_db: bool = setting(
+        "SEND_RAW_MESSAGE_TO_DB", _parse_bool, False, "Publish every frame received."
+    )
+    debug: bool = setting("DEBUG", _parse_bool, False, "Log at DEBUG.")
+    ocpp_host: str = setting("OCPP_HOST", _host, "0.0.0.0", "Address the OCPP server binds to.")
+    ocpp_port: int = setting("OCPP_PORT", _int_in(1, 65535), 9000, "Port of the OCPP server.")
+    ocpp_config: tuple[str, ...] = setting(
+        "OCPP_CONFIG",
+        parse_ocpp_config,
+        ("execute_send_charging_profile", "execute_trigger_message"),
+        "Actuators to offer.",
+        shown="`execute_send_charging_profile`, `execute_trigger_message`",
+    )
+    heartbeat_interval: float = setting(
+        "HEARTBEAT_INTERVAL", _positive_float, 30.0, "Seconds between BEMCom heartbeats."
+    )
+    ocpp_heartbeat_interval: int = setting(
+        "OCPP_HEARTBEAT_INTERVAL", _int_in(1, 86400), 300, "Interval given in BootNotification."
+    )
+    ocpp_response_timeout: float = setting(
+        "OCPP_RESPONSE_TIMEOUT", _positive_float, 30.0, "Seconds to wait for a station's answer."
+    )
+    # Seconds to wait for a BootNotification before re-sending the limits in
+    # force to a station that reconnected without booting.
+    ocpp_boot_wait: float = setting(
+        "OCPP_BOOT_WAIT", _positive_float, 10.0, "Seconds to wait for a BootNotification."
+    )
+    # ---- charging control (CONTRACT §5) ----
+    ocpp_voltage: float = setting(
+        "OCPP_VOLTAGE", _float_in(50, 500), 230.0, "Voltage for W to A, when none is measured."
+    )
+    ocpp_phases: int = setting(
+        "OCPP_PHASES", _int_in(1, 3), 3, "Phases for W to A, when none are measured."
+    )
+    ocpp_charging_profile_strategy: str = setting(
+        "OCPP_CHARGING_PROFILE_STRATEGY", _strategy, "auto", "Which profiles carry limits."
+    )
+    ocpp_stack_level: int | None = setting(
+        "OCPP_STACK_LEVEL", _int_in(0, 1000), None, "Forces a stack level."
+    )
+    ocpp_meter_values_sampled_data: tuple[str, ...] | None = setting(
+        "OCPP_METER_VALUES_SAMPLED_DATA", parse_measurands, None, "Measurands to sample."
+    )
+    ocpp_meter_value_sample_interval: int | None = setting(
+        "OCPP_METER_VALUE_SAMPLE_INTERVAL", _int_in(0, 86400), None, "Seconds between samples."
+    )
+    ocpp_energy_monotonic: bool = setting(
+        "OCPP_ENERGY_MONOTONIC", _parse_bool, True, "Drop a falling energy register."
+    )
+    # ---- security and reliability (CONTRACT §7); secrets are left out of repr() ----
+    ocpp_basic_auth: dict[str, str] | None = setting(
+        "OCPP_BASIC_AUTH",
+        parse_basic_auth,
+        None,
+        "Security Profile 1: each station's password.",
+        secret=True,
+        also=(("OCPP_BASIC_AUTH_FILE", _basic_auth_file),),
+    )
+    ocpp_allowed_charge_points: frozenset[str] | None = setting(
+        "OCPP_ALLOWED_CHARGE_POINTS", _id_set, None, "Ids allowed to connect."
+    )
+    ocpp_tls_cert: str = setting("OCPP_TLS_CERT", _file, "", "Serve wss:// with it.")
+    ocpp_tls_key: str = setting("OCPP_TLS_KEY", _file, "", "The key of OCPP_TLS_CERT.")
+    ocpp_tls_ca: str = setting("OCPP_TLS_CA", _file, "", "Require client certificates of it.")
+    ocpp_id_tags: frozenset[str] | None = setting(
+        "OCPP_ID_TAGS", _id_set, None, "Id tags accepted."
+    )
+    ocpp_max_message_size: int = setting(
+        "OCPP_MAX_MESSAGE_SIZE", _int_in(1024, 16 * 1024 * 1024), 65536, "Largest frame."
+    )
+    ocpp_max_connections: int = setting(
+        "OCPP_MAX_CONNECTIONS", _int_in(1, 1_000_000), 10000, "Connections at most."
+    )
+    ocpp_handshake_share_per_address: int = setting(
+        "OCPP_HANDSHAKE_SHARE_PER_ADDRESS",
+        _int_in(1, 100),
+        50,
+        "The share (%) of OCPP_MAX_CONNECTIONS one address may hold in handshakes.",
+    )
+    ocpp_max_frames_per_second: float = setting(
+        "OCPP_MAX_FRAMES_PER_SECOND",
+        _float_in(1, 100_000),
+        200.0,
+        "Frames a second one station is read at, at most (after a burst).",
+    )
+    # A dead connection is noticed within two of these. 0 turns pings off,
+    # for stations that never answer them.
+    ocpp_ping_interval: float = setting(
+        "OCPP_PING_INTERVAL", _non_negative_float, 60.0, "Seconds between WebSocket pings."
+    )
+    mqtt_broker_username: str = setting("MQTT_BROKER_USERNAME", str.strip, "", "Broker login.")
+    mqtt_broker_password: str = setting(
+        "MQTT_BROKER_PASSWORD", str, "", "Broker password.", secret=True
+    )
+    mqtt_tls: bool = setting("MQTT_TLS", _parse_bool, False, "TLS to the broker.")
+    mqtt_tls_ca: str = setting("MQTT_TLS_CA", _file, "", "The CA that verifies the broker.")
+    mqtt_max_queued: int = setting(
+        "MQTT_MAX_QUEUED", _int_in(1, 100_000_000), 100000, "Values held for the broker."
+    )
+    ocpp_max_keys_per_station: int = setting(
+        "OCPP_MAX_KEYS_PER_STATION", _int_in(1, 10_000_000), 5000, "Keys one station may create."
+    )
+    ocpp_max_key_bytes_per_station: int = setting(
+        "OCPP_MAX_KEY_BYTES_PER_STATION",
         _int_in(1000, 1_000_000_000),
-    ),
-    "OCPP_COMPRESSION": ("ocpp_compression", _parse_bool),
-    "OCPP_VERSIONS": ("ocpp_versions", parse_ocpp_versions),
-    "CONNECTOR_INSTANCE": ("connector_instance", _int_in(0, 63)),
-    "OCPP_WORKERS": ("ocpp_workers", _int_in(1, 64)),
-    "MQTT_DIRECT_TOPICS": ("mqtt_direct_topics", _parse_bool),
-    "HOMEASSISTANT_DISCOVERY": ("homeassistant_discovery", _parse_bool),
-    "HOMEASSISTANT_DISCOVERY_PREFIX": ("homeassistant_discovery_prefix", _topic_prefix),
-}
+        1_000_000,
+        "Bytes one station's keys may take in available_datapoints.",
+    )
+    ocpp_compression: bool = setting(
+        "OCPP_COMPRESSION", _parse_bool, False, "permessage-deflate toward stations."
+    )
+    # ---- OCPP 2.x (CONTRACT §8) ----
+    ocpp_versions: tuple[str, ...] = setting(
+        "OCPP_VERSIONS", parse_ocpp_versions, OCPP_SUBPROTOCOLS, "Subprotocols offered."
+    )
+    # ---- several instances (CONTRACT §9) ----
+    connector_instance: int | None = setting(
+        "CONNECTOR_INSTANCE", _int_in(0, 63), None, "This process's instance number."
+    )
+    ocpp_workers: int = setting(
+        "OCPP_WORKERS", _int_in(1, 64), 1, "Instances to start on this machine."
+    )
+    # ---- standalone use (CONTRACT §10) ----
+    mqtt_direct_topics: bool = setting(
+        "MQTT_DIRECT_TOPICS", _parse_bool, False, "Every key on its own topic, and /set."
+    )
+    homeassistant_discovery: bool = setting(
+        "HOMEASSISTANT_DISCOVERY", _parse_bool, False, "Home Assistant MQTT discovery."
+    )
+    homeassistant_discovery_prefix: str = setting(
+        "HOMEASSISTANT_DISCOVERY_PREFIX",
+        _topic_prefix,
+        "homeassistant",
+        "Home Assistant's discovery prefix.",
+    )
 
-# Their values never appear in a message.
-_SECRETS = {"OCPP_BASIC_AUTH", "MQTT_BROKER_PASSWORD"}
+    @property
+    def direct_topics(self) -> bool:
+        """Discovery reads the direct topics, so it turns them on."""
+        return self.mqtt_direct_topics or self.homeassistant_discovery
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.mqtt_broker_host == ""
+
+
+def declarations() -> list[tuple[str, Setting]]:
+    """(field name, its declaration) of every setting, in order."""
+    return [(f.name, f.metadata["setting"]) for f in fields(Settings)]
 
 
 def load_settings(
@@ -370,18 +433,21 @@ def load_settings(
 
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for variable, (name, parse) in _FIELDS.items():
-        raw = merged.get(variable)
-        if raw is None or (raw.strip() == "" and name not in ("mqtt_broker_host",)):
-            continue  # unset or empty: the default applies
-        if name in values:
-            problems.append(f"{variable} is set, but so is the other way to give {name}; set one")
-            continue
-        try:
-            values[name] = parse(raw)
-        except ValueError as error:
-            shown = "<hidden>" if variable in _SECRETS else repr(raw)
-            problems.append(f"{variable}={shown} is not valid: {error}")
+    for name, declared in declarations():
+        for variable, parse in declared.variables:
+            raw = merged.get(variable)
+            if raw is None or raw.strip() == "":
+                continue  # unset or empty: the default applies
+            if name in values:
+                problems.append(
+                    f"{variable} is set, but so is the other way to give {name}; set one"
+                )
+                continue
+            try:
+                values[name] = parse(raw)
+            except ValueError as error:
+                shown = "<hidden>" if declared.secret else repr(raw)
+                problems.append(f"{variable}={shown} is not valid: {error}")
     if problems:
         raise SettingsError(problems)
     settings = Settings(**values)

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from connector.core.commands import InvalidCommand, format_time
+from connector.core.commands import InvalidCommand
 from connector.core.datapoints import SEP, Datapoint, tidy_number
 
 AUTO = "auto"
@@ -139,34 +137,6 @@ def clear_ids(strategy: str, connector_id: int) -> list[int]:
     else:
         purposes = [TX_DEFAULT_PROFILE, TX_PROFILE]
     return [profile_id(p, connector_id if p != CHARGE_POINT_MAX_PROFILE else 0) for p in purposes]
-
-
-def set_request(
-    target: Target, rate: Rate, level: int, now: datetime | None = None
-) -> dict[str, Any]:
-    """A SetChargingProfile request that holds until replaced or cleared.
-
-    Absolute with a start a minute in the past, so a station whose clock runs
-    slightly behind ours applies it at once.
-    """
-    start = (now or datetime.now(UTC)) - timedelta(minutes=1)
-    period: dict[str, Any] = {"startPeriod": 0, "limit": rate.limit}
-    if rate.number_phases is not None:
-        period["numberPhases"] = rate.number_phases
-    profile: dict[str, Any] = {
-        "chargingProfileId": target.profile_id,
-        "stackLevel": level,
-        "chargingProfilePurpose": target.purpose,
-        "chargingProfileKind": "Absolute",
-        "chargingSchedule": {
-            "startSchedule": format_time(start),
-            "chargingRateUnit": rate.unit,
-            "chargingSchedulePeriod": [period],
-        },
-    }
-    if target.transaction_id is not None:
-        profile["transactionId"] = target.transaction_id
-    return {"connectorId": target.connector_id, "csChargingProfiles": profile}
 
 
 def combined_outcome(statuses: list[str]) -> str:

@@ -1,7 +1,9 @@
-"""Pure: actuator messages from MQTT -> validated OCPP requests, or why not.
+"""Pure, version-neutral: actuator keys and values from MQTT, checked.
 
-Nothing here does I/O. Every function either returns something safe to send
-to a station or raises InvalidCommand with a reason a user can act on.
+The parts every actuator's value check shares (actuators/ builds each one's
+request from them). Nothing here does I/O: every function returns something
+safe to send to a station, or raises InvalidCommand with a reason a user can
+act on.
 """
 
 from __future__ import annotations
@@ -14,18 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connector.core.datapoints import SEP
-
-SEND_CHARGING_PROFILE = "execute_send_charging_profile"
-TRIGGER_MESSAGE = "execute_trigger_message"
-
-TRIGGER_MESSAGES: tuple[str, ...] = (
-    "BootNotification",
-    "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "MeterValues",
-    "StatusNotification",
-)
 
 # Far above any real charger (a 1 MW HPC is 1e6 W); keeps nonsense out.
 MAX_POWER_W = 10_000_000
@@ -107,32 +97,6 @@ def parse_power_limit(value: Any) -> float | None:
         raise InvalidCommand(f"power must be at most {MAX_POWER_W} W")
     # OCPP 1.6 limits are multiples of 0.1; round down so a limit is never exceeded.
     return math.floor(number * 10 + 1e-9) / 10
-
-
-def parse_trigger(value: Any) -> str:
-    """0-5 (as number or string) or the message name itself."""
-    if isinstance(value, bool):
-        raise InvalidCommand("trigger must be 0-5 or a message name")
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        index = int(value)
-        if 0 <= index < len(TRIGGER_MESSAGES):
-            return TRIGGER_MESSAGES[index]
-        raise InvalidCommand(f"trigger {value!r} is not 0-5")
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit() and int(text) < len(TRIGGER_MESSAGES):
-            return TRIGGER_MESSAGES[int(text)]
-        for name in TRIGGER_MESSAGES:
-            if text.lower() == name.lower():
-                return name
-    raise InvalidCommand(f"unknown trigger; allowed: 0-5 or {', '.join(TRIGGER_MESSAGES)}")
-
-
-def trigger_message_request(message: str, connector_id: int | None) -> dict[str, Any]:
-    request: dict[str, Any] = {"requestedMessage": message}
-    if connector_id is not None:
-        request["connectorId"] = connector_id
-    return request
 
 
 def checked_text(value: Any, what: str, max_length: int) -> str:

@@ -1,9 +1,12 @@
-"""Pure mapping: OCPP 1.6 payloads (wire names, camelCase) -> datapoints.
+"""Pure, version-neutral: datapoint keys and values, and meter values.
 
 No I/O here. Keys follow CONTRACT §3: `<cp>__<Name>[__<connectorId>][__<field>]`.
-Payloads reaching these functions have passed the OCPP 1.6 JSON schema, so
-enum fields (measurand, phase, location, unit) hold known values; the
-functions still never raise on odd content, they skip it and say why.
+Meter values are mapped from the neutral shape of a sampled value (OCPP
+1.6's: `value` as sent, `measurand`, `phase`, `location`, `unit`), into
+which each version family brings its own (ocpp16/mapping.py takes 1.6's as
+it is, ocpp2/mapping.py converts 2.x's), so the same reading gets the same
+key whatever the version. The functions never raise on odd content: they
+skip it and say why.
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ def tidy_number(number: float) -> int | float:
     return rounded
 
 
-def _key(*parts: Any) -> str:
+def make_key(*parts: Any) -> str:
+    """`<cp>__<Name>[__<connectorId>][__<field>]` from its parts."""
     return SEP.join(str(p) for p in parts)
 
 
@@ -146,68 +150,28 @@ def fields_to_datapoints(
     """One datapoint per scalar field: `<prefix>__<field>`."""
     skipped = set(skip)
     return [
-        Datapoint(_key(prefix, name), value, timestamp)
+        Datapoint(make_key(prefix, name), value, timestamp)
         for name, value in payload.items()
-        if name not in skipped and _is_scalar(value)
+        if name not in skipped and is_scalar(value)
     ]
 
 
-def _is_scalar(value: Any) -> bool:
+def is_scalar(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return value is None or isinstance(value, str | int | bool)
 
 
-def boot_notification(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
-    return fields_to_datapoints(_key(cp_id, "BootNotification"), payload, now)
-
-
 def heartbeat(cp_id: str, now: int) -> list[Datapoint]:
-    return [Datapoint(_key(cp_id, "Heartbeat"), now, now)]
+    return [Datapoint(make_key(cp_id, "Heartbeat"), now, now)]
 
 
 def connected(cp_id: str, is_connected: bool, now: int) -> list[Datapoint]:
-    return [Datapoint(_key(cp_id, "connected"), is_connected, now)]
-
-
-def status_notification(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
-    prefix = _key(cp_id, "StatusNotification", payload["connectorId"])
-    return fields_to_datapoints(prefix, payload, now, skip=("connectorId",))
-
-
-def authorize(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
-    return [Datapoint(_key(cp_id, "Authorize", "idTag"), payload["idTag"], now)]
-
-
-def data_transfer(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
-    return fields_to_datapoints(_key(cp_id, "DataTransfer"), payload, now)
-
-
-def status_only(cp_id: str, action: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
-    """DiagnosticsStatusNotification and FirmwareStatusNotification."""
-    return [Datapoint(_key(cp_id, action, "status"), payload["status"], now)]
+    return [Datapoint(make_key(cp_id, "connected"), is_connected, now)]
 
 
 def command_status(cp_id: str, command: str, status: str, now: int) -> list[Datapoint]:
-    return [Datapoint(_key(cp_id, command, "status"), status, now)]
-
-
-def start_transaction(
-    cp_id: str, payload: Mapping[str, Any], transaction_id: int, now: int
-) -> list[Datapoint]:
-    prefix = _key(cp_id, "StartTransaction", payload["connectorId"])
-    points = fields_to_datapoints(prefix, payload, now, skip=("connectorId",))
-    points.append(Datapoint(_key(prefix, "transactionId"), transaction_id, now))
-    return points
-
-
-def stop_transaction(cp_id: str, connector_id: int, payload: Mapping[str, Any], now: int) -> Mapped:
-    prefix = _key(cp_id, "StopTransaction", connector_id)
-    points = fields_to_datapoints(prefix, payload, now, skip=("transactionData",))
-    mapped = meter_values(
-        cp_id, connector_id, payload.get("transactionData") or [], now, payload["transactionId"]
-    )
-    return Mapped(points + mapped.datapoints, mapped.problems)
+    return [Datapoint(make_key(cp_id, command, "status"), status, now)]
 
 
 def sampled_value_key(cp_id: str, connector_id: int, sampled: Mapping[str, Any]) -> str | None:
@@ -224,7 +188,7 @@ def sampled_value_key(cp_id: str, connector_id: int, sampled: Mapping[str, Any])
         parts.append(location)
     if unit:
         parts.append(unit)
-    return _key(*parts)
+    return make_key(*parts)
 
 
 def _canonical_unit(measurand: str, unit: Any) -> str | bool | None:
@@ -286,7 +250,7 @@ def meter_values(
     if transaction_id is not None:
         points.append(
             Datapoint(
-                _key(cp_id, "MeterValues", connector_id, "transactionId"), transaction_id, now
+                make_key(cp_id, "MeterValues", connector_id, "transactionId"), transaction_id, now
             )
         )
     return Mapped(points, problems)

@@ -38,10 +38,11 @@ from websockets.http11 import Request, Response
 
 from connector.stations.station import Station
 from connector.stations.station_auth import refusal
+from connector.versions import BY_SUBPROTOCOL, OCPP16, VERSIONS, Version
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")  # oldest first
+SUBPROTOCOLS: tuple[str, ...] = tuple(v.subprotocol for v in VERSIONS)  # oldest first
 MAX_ID_LENGTH = 64
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -93,9 +94,10 @@ def choose_subprotocol(offered: list[str], ours: tuple[str, ...]) -> str | None:
     return None
 
 
-def ocpp_version(subprotocol: str | None) -> str:
-    """`ocpp2.0.1` -> `2.0.1`, as the ocpp library names versions."""
-    return (subprotocol or "ocpp1.6").removeprefix("ocpp")
+def ocpp_version(subprotocol: str | None) -> Version:
+    """The version of a subprotocol the handshake agreed on (1.6 without one:
+    the server never agrees on none, see _check_handshake)."""
+    return BY_SUBPROTOCOL.get(subprotocol or "", OCPP16)
 
 
 def charge_point_id(path: str) -> str:
@@ -185,7 +187,7 @@ class CentralSystem:
         self,
         host: str,
         port: int,
-        make_station: Callable[[str, ServerConnection, str], Station],
+        make_station: Callable[[str, ServerConnection, Version], Station],
         on_connect: Callable[[Station], None],
         on_disconnect: Callable[[Station], None],
         options: ServerOptions | None = None,

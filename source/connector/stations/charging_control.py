@@ -24,21 +24,42 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
 from connector.core.commands import InvalidCommand
 from connector.core.limit_store import LimitStore, decode, encode, state_name
+from connector.core.transactions import TransactionId
 from connector.settings import Settings
 from connector.stations.station import DISCONNECTED, CallFailed, Station, now_ms
 
 log = logging.getLogger(__name__)
 
 
-def _session(station: Station, connector_id: int) -> int | str | None:
+def _session(station: Station, connector_id: int) -> TransactionId | None:
     # A new session may need its own TxProfile, so a limit is in force per session.
-    return station.active_transaction(connector_id) if connector_id else None
+    return station.transactions.running(connector_id) if connector_id else None
+
+
+@dataclass
+class StationCharging:
+    """What charging control knows of one station's connection; its own, and
+    gone with the connection (a new one starts afresh)."""
+
+    # connectorId -> the lock of its applications, one at a time.
+    locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    # connectorId -> the generation (limit_store.py) applied on this connection.
+    applied: dict[int, int] = field(default_factory=dict)
+    # connectorId -> (W, transactionId) the station accepted on this connection.
+    in_force: dict[int, tuple[float, TransactionId | None]] = field(default_factory=dict)
+    # connectorId -> an application waiting for its lock, and whether it must
+    # apply even a limit already applied (a new session).
+    scheduled: dict[int, bool] = field(default_factory=dict)
+    # Learned on this connection: what is not worth asking again.
+    refuses_station_max: bool = False
+    refuses_power: bool = False
 
 
 class StationGone(Exception):
@@ -56,12 +77,20 @@ class ChargingControl:
         self.store = LimitStore()
         self._publish = publish
         self._persist = persist
-        # Station -> connectors with an application waiting for its lock, and
-        # whether it must apply even a limit already applied (a new session).
-        # Weak: a station that left takes its entries with it.
-        self._scheduled: weakref.WeakKeyDictionary[Station, dict[int, bool]] = (
+        # Per station connection. Weak: a station that left takes its state.
+        self._stations: weakref.WeakKeyDictionary[Station, StationCharging] = (
             weakref.WeakKeyDictionary()
         )
+
+    def _of(self, station: Station) -> StationCharging:
+        state = self._stations.get(station)
+        if state is None:
+            state = self._stations[station] = StationCharging()
+        return state
+
+    def booted(self, station: Station) -> None:
+        """A boot forgets the profiles: every limit is sent again after it."""
+        self._of(station).in_force.clear()
 
     # ---- requests from MQTT and the broker's retained state -----------
 
@@ -105,7 +134,7 @@ class ChargingControl:
 
     def _schedule(self, station: Station, connector_id: int, force: bool = False) -> None:
         """Apply the connector's latest limit soon; coalesced with a waiting one."""
-        scheduled = self._scheduled.setdefault(station, {})
+        scheduled = self._of(station).scheduled
         if connector_id in scheduled:
             scheduled[connector_id] = scheduled[connector_id] or force
             return
@@ -113,11 +142,11 @@ class ChargingControl:
         station.spawn(self._apply_scheduled(station, connector_id))
 
     async def _apply_scheduled(self, station: Station, connector_id: int) -> None:
-        scheduled = self._scheduled.setdefault(station, {})
+        scheduled = self._of(station).scheduled
         started = False
         try:
             await station.learned.wait()  # the unit and stack level depend on it
-            lock = station.limit_locks.setdefault(connector_id, asyncio.Lock())
+            lock = self._of(station).locks.setdefault(connector_id, asyncio.Lock())
             async with lock:
                 # Requests from now on schedule another pass (whose entry this
                 # pass must then leave alone).
@@ -135,8 +164,8 @@ class ChargingControl:
         return (
             entry is not None
             and entry[0] == limit
-            and station.applied_generations.get(connector_id) == entry[1]
-            and station.limits_in_force.get(connector_id)
+            and self._of(station).applied.get(connector_id) == entry[1]
+            and self._of(station).in_force.get(connector_id)
             == (limit, _session(station, connector_id))
         )
 
@@ -183,7 +212,7 @@ class ChargingControl:
         overtook it or this very value was already applied on this connection.
         """
         await station.learned.wait()  # the unit and stack level depend on it
-        lock = station.limit_locks.setdefault(connector_id, asyncio.Lock())
+        lock = self._of(station).locks.setdefault(connector_id, asyncio.Lock())
         async with lock:
             await self._apply_locked(station, connector_id, generation)
 
@@ -199,7 +228,7 @@ class ChargingControl:
         if generation == "latest":
             generation = current
         if generation is not None and (
-            generation != current or station.applied_generations.get(connector_id) == current
+            generation != current or self._of(station).applied.get(connector_id) == current
         ):
             return
         try:
@@ -209,7 +238,7 @@ class ChargingControl:
                 await self._set(station, connector_id, limit)
         except StationGone:
             return
-        station.applied_generations[connector_id] = current
+        self._of(station).applied[connector_id] = current
 
     async def _call(self, station: Station, action: str, payload: dict[str, Any]) -> str:
         try:
@@ -240,13 +269,11 @@ class ChargingControl:
             log.warning(
                 "%s: %s; trying anyway",
                 station.id,
-                "SmartChargingCtrlr.Enabled is false"
-                if station.is_v2
-                else "SupportedFeatureProfiles does not list SmartCharging",
+                station.smart_charging_off,
             )
         level = cp.stack_level(settings.ocpp_stack_level, caps.max_stack_level)
         rate = self._rate(
-            station, connector_id, limit, caps.allows_power and not station.refuses_power
+            station, connector_id, limit, caps.allows_power and not self._of(station).refuses_power
         )
         outcome, sent = await self._send_plan(station, connector_id, rate, level)
         if (outcome == "Rejected" or outcome.startswith("CallError:")) and rate.unit == "W":
@@ -257,7 +284,7 @@ class ChargingControl:
             outcome_a, sent_a = await self._send_plan(station, connector_id, rate_a, level)
             sent += sent_a
             if outcome_a == cp.ACCEPTED:
-                station.refuses_power = True
+                self._of(station).refuses_power = True
                 rate, outcome = rate_a, outcome_a
         if cp.below_minimum_current(rate):
             log.warning(
@@ -271,7 +298,7 @@ class ChargingControl:
         self._publish(dp.command_status(station.id, "SetChargingProfile", outcome, now))
         unit = f"{rate.limit} A on {rate.number_phases} phases" if rate.unit == "A" else "W"
         if outcome == cp.ACCEPTED:
-            station.limits_in_force[connector_id] = (limit, _session(station, connector_id))
+            self._of(station).in_force[connector_id] = (limit, _session(station, connector_id))
             self._publish(cp.limit_datapoints(station.id, connector_id, limit, rate, now))
             log.info(
                 "%s: limit %s W on connector %d in force (%s; %s; stack level %d)",
@@ -283,7 +310,7 @@ class ChargingControl:
                 level,
             )
         else:
-            station.limits_in_force.pop(connector_id, None)
+            self._of(station).in_force.pop(connector_id, None)
             log.warning(
                 "%s: SetChargingProfile for %s W on connector %d ended in %s (%s; %s); the "
                 "README's troubleshooting table lists what helps",
@@ -306,7 +333,7 @@ class ChargingControl:
         self, station: Station, connector_id: int, rate: cp.Rate, level: int
     ) -> tuple[str, list[str]]:
         """Send the strategy's profiles with their fallbacks: (outcome, what was answered)."""
-        transaction_id = station.active_transaction(connector_id) if connector_id else None
+        transaction_id = station.transactions.running(connector_id) if connector_id else None
         statuses: list[str] = []
         sent: list[str] = []
         for alternatives in cp.plan(
@@ -317,7 +344,7 @@ class ChargingControl:
                 for t in alternatives
                 if not (
                     t.purpose == cp.CHARGE_POINT_MAX_PROFILE
-                    and station.refuses_charge_point_max
+                    and self._of(station).refuses_station_max
                     and len(alternatives) > 1
                 )
             ]
@@ -331,7 +358,7 @@ class ChargingControl:
                     break
                 if target.purpose == cp.CHARGE_POINT_MAX_PROFILE:
                     # Remembered for this connection: no point asking again.
-                    station.refuses_charge_point_max = True
+                    self._of(station).refuses_station_max = True
                 log.info(
                     "%s: %s answered %s; falling back to %s",
                     station.id,
@@ -352,7 +379,7 @@ class ChargingControl:
         outcome = cp.combined_clear_outcome(statuses)
         now = now_ms()
         self._publish(dp.command_status(station.id, "ClearChargingProfile", outcome, now))
-        station.limits_in_force.pop(connector_id, None)
+        self._of(station).in_force.pop(connector_id, None)
         if outcome in (cp.ACCEPTED, "Unknown"):
             # Unknown: none of our profiles was there, so none is in force.
             self._publish(cp.limit_datapoints(station.id, connector_id, None, None, now))

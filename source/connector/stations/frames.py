@@ -12,9 +12,8 @@ OCPP 2.1 adds two message types that the library cannot parse (it drops them
 with "Unable to parse"): CALLRESULTERROR (5), a station's error about our
 answer, and SEND (6), a message that is never answered (periodic event
 streams). They are parsed here for 2.1 only; for 1.6 and 2.0.1 they are
-unknown message types. A bad SEND is a FrameError without a message id, so
-it is never answered either. (Groundwork for issue 11: no 2.x station is
-served yet.)
+unknown message types (versions.py: Feature.SEND_FRAMES). A bad SEND is a
+FrameError without a message id, so it is never answered either.
 """
 
 from __future__ import annotations
@@ -26,27 +25,20 @@ from typing import Any
 
 from ocpp.messages import Call, CallError, CallResult
 
-# OCPP 1.6 error codes (the 1.6 spelling: FormationViolation).
-FORMATION_VIOLATION = "FormationViolation"
+from connector.versions import OCPP16, Feature, Version
+
+# Error codes every version spells alike; the ones they spell differently
+# (a format violation, an unknown message type) come from versions.py.
 PROTOCOL_ERROR = "ProtocolError"
 PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
 TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
-OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
 NOT_SUPPORTED = "NotSupported"
 NOT_IMPLEMENTED = "NotImplemented"
 INTERNAL_ERROR = "InternalError"
 GENERIC_ERROR = "GenericError"
-
-# The ocpp library raises some errors under their OCPP 2.0 names.
-OCPP16_CODES: dict[str, str] = {
-    "FormatViolation": FORMATION_VIOLATION,
-    "OccurrenceConstraintViolation": OCCURENCE_CONSTRAINT_VIOLATION,
-}
-
-# OCPP 2.0.1/2.1 names of the errors above where they differ from 1.6.
-FORMAT_VIOLATION = "FormatViolation"
-MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
-OCCURRENCE_CONSTRAINT_VIOLATION_2X = "OccurrenceConstraintViolation"
+# Placeholders of _parse, given each version's spelling by parse_frame.
+_FORMAT = "<format violation>"
+_UNKNOWN_TYPE = "<unknown message type>"
 
 MAX_ID_LENGTH = 36  # OCPP-J: the message id is a string of at most 36 characters
 
@@ -82,94 +74,67 @@ class Send:
 Message = Call | CallResult | CallError | CallResultError | Send
 
 
-def ocpp16_code(code: str) -> str:
-    return OCPP16_CODES.get(code, code)
-
-
-def ocpp2_code(code: str, cause: str) -> str:
-    """A payload error as the ocpp library names it -> the OCPP 2.x code.
-
-    The library names errors as 1.6 words them: a missing field is a
-    ProtocolError ("Payload for Action is incomplete" in 1.6), and a value
-    outside an enum or a bound a FormatViolation. OCPP 2.x has a code for
-    each: a missing field breaks an occurrence constraint, a bad value a
-    property constraint; ProtocolError and FormatViolation mean a broken
-    frame or syntax there.
-    """
-    if code == PROTOCOL_ERROR:
-        return OCCURRENCE_CONSTRAINT_VIOLATION_2X
-    if code == FORMAT_VIOLATION and not cause.startswith("Additional properties"):
-        return PROPERTY_CONSTRAINT_VIOLATION
-    return code
-
-
-def parse_frame(raw: str | bytes, version: str = "1.6") -> Message | FrameError:
-    """`version`: the station's OCPP version ("1.6", "2.0.1" or "2.1"); it decides
-    the message types known and the spelling of the error codes."""
+def parse_frame(raw: str | bytes, version: Version = OCPP16) -> Message | FrameError:
+    """`version`: the station's; it decides the message types known and the
+    spelling of the error codes."""
     parsed = _parse(raw, version)
-    if isinstance(parsed, FrameError) and version != "1.6":
-        # The same problems, under the 2.x names.
-        code = {
-            FORMATION_VIOLATION: FORMAT_VIOLATION,
-            PROTOCOL_ERROR: MESSAGE_TYPE_NOT_SUPPORTED
-            if parsed.description.startswith("unknown message type")
-            else PROTOCOL_ERROR,
-        }.get(parsed.code, parsed.code)
+    if isinstance(parsed, FrameError) and parsed.code in (_FORMAT, _UNKNOWN_TYPE):
+        code = version.format_violation if parsed.code == _FORMAT else version.unknown_message_type
         return FrameError(parsed.unique_id, code, parsed.description)
     return parsed
 
 
-def _parse(raw: str | bytes, version: str) -> Message | FrameError:
+def _parse(raw: str | bytes, version: Version) -> Message | FrameError:
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return FrameError(None, FORMATION_VIOLATION, "frame is not UTF-8 text")
+            return FrameError(None, _FORMAT, "frame is not UTF-8 text")
     try:
         frame = json.loads(raw)
     except (ValueError, RecursionError):
         match = _ID_IN_BROKEN_FRAME.match(raw)
         unique_id = match.group(1) if match else None
-        return FrameError(unique_id, FORMATION_VIOLATION, "frame is not valid JSON")
+        return FrameError(unique_id, _FORMAT, "frame is not valid JSON")
     if not isinstance(frame, list) or not frame:
-        return FrameError(None, FORMATION_VIOLATION, "frame is not a non-empty JSON array")
+        return FrameError(None, _FORMAT, "frame is not a non-empty JSON array")
     unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
     if unique_id is None:
-        return FrameError(None, FORMATION_VIOLATION, "frame has no string message id")
+        return FrameError(None, _FORMAT, "frame has no string message id")
     message_type = frame[0]
     if message_type == 2 and type(message_type) is int:
         return _call(frame, unique_id)
     if message_type == 3 and type(message_type) is int:
         if len(frame) != 3:
-            return FrameError(None, FORMATION_VIOLATION, "CALLRESULT must have 3 elements")
+            return FrameError(None, _FORMAT, "CALLRESULT must have 3 elements")
         return CallResult(unique_id, frame[2])
     if message_type == 4 and type(message_type) is int:
         return _call_error(frame, unique_id)
-    if version == "2.1" and message_type == 5 and type(message_type) is int:
+    if version.has(Feature.SEND_FRAMES) and message_type == 5 and type(message_type) is int:
         return _call_result_error(frame, unique_id)
-    if version == "2.1" and message_type == 6 and type(message_type) is int:
+    if version.has(Feature.SEND_FRAMES) and message_type == 6 and type(message_type) is int:
         return _send(frame, unique_id)
     # An unknown message type may still be a call from the station's point of
     # view; answer it so the station does not wait for a timeout.
-    return FrameError(unique_id, PROTOCOL_ERROR, f"unknown message type {message_type!r}")
+    return FrameError(unique_id, _UNKNOWN_TYPE, f"unknown message type {message_type!r}")
 
 
 def _call(frame: list[Any], unique_id: str) -> Call | FrameError:
     if len(frame) != 4:
-        return FrameError(unique_id, FORMATION_VIOLATION, "CALL must have 4 elements")
+        return FrameError(unique_id, _FORMAT, "CALL must have 4 elements")
     if len(unique_id) > MAX_ID_LENGTH or not unique_id:
-        return FrameError(unique_id, FORMATION_VIOLATION, "message id must be 1 to 36 characters")
+        return FrameError(unique_id, _FORMAT, "message id must be 1 to 36 characters")
     action, payload = frame[2], frame[3]
     if not isinstance(action, str):
-        return FrameError(unique_id, FORMATION_VIOLATION, "action must be a string")
+        return FrameError(unique_id, _FORMAT, "action must be a string")
     if not isinstance(payload, dict):
-        return FrameError(unique_id, FORMATION_VIOLATION, "payload must be a JSON object")
+        return FrameError(unique_id, _FORMAT, "payload must be a JSON object")
     return Call(unique_id, action, payload)
 
 
 def _call_error(frame: list[Any], unique_id: str) -> CallError | FrameError:
     if len(frame) < 3 or not isinstance(frame[2], str):
-        return FrameError(None, FORMATION_VIOLATION, "CALLERROR must carry an error code")
+        return FrameError(None, _FORMAT, "CALLERROR must carry an error code")
     # Lenient about the rest: a station's error answer is still an answer.
     description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
     details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
@@ -179,7 +144,7 @@ def _call_error(frame: list[Any], unique_id: str) -> CallError | FrameError:
 def _call_result_error(frame: list[Any], unique_id: str) -> CallResultError | FrameError:
     # Never answered: an error about an answer ends the exchange.
     if len(frame) < 3 or not isinstance(frame[2], str):
-        return FrameError(None, FORMATION_VIOLATION, "CALLRESULTERROR must carry an error code")
+        return FrameError(None, _FORMAT, "CALLRESULTERROR must carry an error code")
     description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
     return CallResultError(unique_id, frame[2], description)
 
@@ -187,10 +152,10 @@ def _call_result_error(frame: list[Any], unique_id: str) -> CallResultError | Fr
 def _send(frame: list[Any], unique_id: str) -> Send | FrameError:
     # A SEND is never answered, not even a bad one: no message id in the error.
     if len(frame) != 4:
-        return FrameError(None, FORMATION_VIOLATION, "SEND must have 4 elements")
+        return FrameError(None, _FORMAT, "SEND must have 4 elements")
     action, payload = frame[2], frame[3]
     if not isinstance(action, str) or not isinstance(payload, dict):
-        return FrameError(None, FORMATION_VIOLATION, "SEND needs a string action and an object")
+        return FrameError(None, _FORMAT, "SEND needs a string action and an object")
     return Send(unique_id, action, payload)
 
 

@@ -31,22 +31,21 @@ from ocpp.exceptions import FormatViolationError
 from ocpp.messages import Call, CallResult, get_validator, validate_payload
 
 from connector.stations.frames import Send
+from connector.versions import Version
 
 Check = Callable[[Any], Any]
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
-# (message type, action) the library validates with decimal.Decimal numbers.
-_DECIMAL = {(2, "SetChargingProfile"), (2, "RemoteStartTransaction"), (3, "GetCompositeSchedule")}
 
-_compiled: dict[tuple[int, str, str], Check | None] = {}
+_compiled: dict[tuple[int, str, Version], Check | None] = {}
 
 
-def _compile(message_type_id: int, action: str, version: str) -> Check | None:
+def _compile(message_type_id: int, action: str, version: Version) -> Check | None:
     """The compiled check, or None where the library must decide."""
-    if version == "1.6" and (message_type_id, action) in _DECIMAL:
+    if (message_type_id, action) in version.decimal_messages:
         return None
     try:
-        schema = dict(get_validator(message_type_id, action, version).schema)
+        schema = dict(get_validator(message_type_id, action, version.name).schema)
     except (OSError, ValueError):
         return None  # no schema: the library raises what it raises
     schema["$schema"] = DRAFT4
@@ -55,7 +54,7 @@ def _compile(message_type_id: int, action: str, version: str) -> Check | None:
     )
 
 
-async def validate(message: Call | CallResult, version: str) -> None:
+async def validate(message: Call | CallResult, version: Version) -> None:
     """Validate the payload; raise the ocpp library's OCPPError when it is not valid."""
     key = (message.message_type_id, message.action, version)
     try:
@@ -68,16 +67,16 @@ async def validate(message: Call | CallResult, version: str) -> None:
             return
         except fastjsonschema.JsonSchemaException:
             pass  # the library finds the same problem and names it its way
-    await validate_payload(message, version)
+    await validate_payload(message, version.name)
 
 
-_send_checks: dict[tuple[str, str], Check | None] = {}
+_send_checks: dict[tuple[str, Version], Check | None] = {}
 
 
-def _compile_send(action: str, version: str) -> Check | None:
+def _compile_send(action: str, version: Version) -> Check | None:
     # ocpp 2.1.0 names this schema without the `Request` suffix it looks for
     # with a CALL, and has no SEND message type: the file is read here.
-    folder = "v" + version.replace(".", "")
+    folder = "v" + version.name.replace(".", "")
     path = os.path.join(os.path.dirname(ocpp.__file__), folder, "schemas", f"{action}.json")
     try:
         with open(path, encoding="utf-8-sig") as file:
@@ -88,7 +87,7 @@ def _compile_send(action: str, version: str) -> Check | None:
     return fastjsonschema.compile(schema, use_formats=False, use_default=False)
 
 
-def validate_send(message: Send, version: str) -> None:
+def validate_send(message: Send, version: Version) -> None:
     """Validate a SEND's payload (OCPP 2.1); raise FormatViolationError when it
     is not valid, or when no schema exists for its action."""
     key = (message.action, version)

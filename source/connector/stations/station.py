@@ -56,15 +56,14 @@ from websockets.exceptions import ConnectionClosed
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
+from connector.core.capabilities import Capabilities
 from connector.core.commands import format_time
 from connector.core.electrical import Electrical
 from connector.core.energy_guard import EnergyGuard
 from connector.core.secrets import redact_frame
-from connector.core.station_config import Capabilities
+from connector.core.transactions import Transactions
 from connector.stations import schema_validation
 from connector.stations.frames import (
-    FORMAT_VIOLATION,
-    FORMATION_VIOLATION,
     INTERNAL_ERROR,
     NOT_IMPLEMENTED,
     NOT_SUPPORTED,
@@ -74,10 +73,9 @@ from connector.stations.frames import (
     call_error_json,
     call_json,
     call_result_json,
-    ocpp2_code,
-    ocpp16_code,
     parse_frame,
 )
+from connector.versions import OCPP16, Version
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +86,6 @@ ocpp.messages.ASYNC_VALIDATION = False
 # Incoming calls waiting behind a handler that awaits. When full, the reader
 # stops reading, and the WebSocket's flow control slows the station down.
 INCOMING_QUEUE_SIZE = 64
-# Transactions remembered per station, so a station that never stops its
-# sessions cannot grow memory without bound.
-MAX_TRACKED_TRANSACTIONS = 64
 # Frames a station may send in a burst before OCPP_MAX_FRAMES_PER_SECOND
 # holds it back, in seconds' worth.
 BURST_SECONDS = 2.0
@@ -185,8 +180,15 @@ def _route_map(cls: type) -> Routes:
 
 
 class Station:
-    # The ocpp library's name of the version ("1.6", "2.0.1", "2.1").
-    ocpp_version = "1.6"
+    # The adapter's version (versions.py).
+    version: Version = OCPP16
+    # What the version calls what stands in a key's connector position.
+    connector_noun = "connector"
+    # Whether a BootNotification may be asked for. OCPP 2.x forbids it once a
+    # station is accepted: such a station is served from its boot record.
+    may_trigger_boot = True
+    # Where a station says it does no smart charging (for a WARNING).
+    smart_charging_off = "SupportedFeatureProfiles does not list SmartCharging"
     # Every action of the version, for NotImplemented (unknown) against
     # NotSupported (known, but not served here).
     known_actions: frozenset[str] = frozenset()
@@ -205,22 +207,14 @@ class Station:
         self.hooks = hooks
         self.booted = Flag()
         self.connectors: set[int] = set()
-        # transactionId -> connectorId (1.6: our int ids; 2.x: the station's strings)
-        self.transactions: dict[int | str, int] = {}
+        self.transactions = Transactions()
         # What the station said about itself (GetConfiguration), and what its
         # meter values show; station_setup.py and charging_control.py use them.
         self.config: dict[str, str | None] = {}
         self.capabilities = Capabilities()
         self.learned = Flag()
-        self.setup_lock = asyncio.Lock()
         self.electrical = Electrical()
         self.energy_guard = EnergyGuard(hooks.energy_monotonic)
-        self.limit_locks: dict[int, asyncio.Lock] = {}
-        self.applied_generations: dict[int, int] = {}
-        # connectorId -> (W, transactionId) the station accepted on this connection.
-        self.limits_in_force: dict[int, tuple[float, int | str | None]] = {}
-        self.refuses_charge_point_max = False
-        self.refuses_power = False
         self._falling: set[str] = set()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
         # Made when a handler awaits; see the module's docstring.
@@ -306,7 +300,7 @@ class Station:
         if self.hooks.on_raw_frame is not None:
             # Raw messages carry what the station sent, but not its secrets.
             self.hooks.on_raw_frame(self.id, redact_frame(text))
-        message = parse_frame(raw, self.ocpp_version)
+        message = parse_frame(raw, self.version)
         if isinstance(message, FrameError):
             log.warning("%s: refused a frame: %s", self.id, message.description)
             if message.unique_id is not None:
@@ -354,7 +348,7 @@ class Station:
 
     def error_code(self, code: str, cause: str = "") -> str:
         """The ocpp library's error code for a payload, in this version's words."""
-        return ocpp16_code(code) if self.ocpp_version == "1.6" else ocpp2_code(code, cause)
+        return self.version.payload_error(code, cause)
 
     async def _work(self) -> None:
         """Answer queued calls in order, then end until a handler awaits again."""
@@ -380,13 +374,13 @@ class Station:
             log.warning("%s: answered %s to action %r", self.id, code, call.action[:64])
             return call_error_json(call.unique_id, code, f"{call.action[:64]} is not supported")
         try:
-            await schema_validation.validate(call, self.ocpp_version)
+            await schema_validation.validate(call, self.version)
         except OCPPError as error:
             code = self.error_code(error.code, str(error.details.get("cause", "")))
             log.warning("%s: invalid %s: %s", self.id, call.action, error.details.get("cause", ""))
             return call_error_json(call.unique_id, code, str(error.details.get("cause", ""))[:200])
         except RecursionError:
-            code = FORMATION_VIOLATION if self.ocpp_version == "1.6" else FORMAT_VIOLATION
+            code = self.version.format_violation
             return call_error_json(call.unique_id, code, "payload nested too deeply")
 
         response = handlers["_on_action"](self, call.payload)
@@ -398,7 +392,7 @@ class Station:
             log.error("%s: handler for %s returned no payload", self.id, call.action)
             return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload")
         result = call.create_call_result(response)
-        await schema_validation.validate(result, self.ocpp_version)
+        await schema_validation.validate(result, self.version)
 
         after = handlers.get("_after_action")
         if after is not None:
@@ -436,7 +430,7 @@ class Station:
         """
         unique_id = str(uuid.uuid4())
         request = Call(unique_id, action, payload)
-        await schema_validation.validate(request, self.ocpp_version)
+        await schema_validation.validate(request, self.version)
         async with self._call_lock:
             future: asyncio.Future[CallResult | CallError] = (
                 asyncio.get_running_loop().create_future()
@@ -459,7 +453,7 @@ class Station:
         # json cannot encode; the payload as received is what we hand on.
         payload = answer.payload
         try:
-            await schema_validation.validate(answer, self.ocpp_version)
+            await schema_validation.validate(answer, self.version)
         except OCPPError as error:
             raise CallFailed("InvalidResponse", str(error.details.get("cause", ""))) from None
         return payload
@@ -498,6 +492,17 @@ class Station:
         """The outcome of a call, for `<cp>__<action>__status`."""
         return str(answer.get("status", "Accepted"))
 
+    async def learn(self, sampled_data: bool, sample_interval: bool) -> None:
+        """Ask the station what it can do, into `capabilities` (station_setup.py):
+        with the sampling settings too when OCPP_METER_VALUES_SAMPLED_DATA or
+        OCPP_METER_VALUE_SAMPLE_INTERVAL is set."""
+        raise NotImplementedError
+
+    def sampling_setting(self, setting: str, value: str) -> str:
+        """The value of execute_change_configuration that writes a sampling
+        setting (core/capabilities.py: SAMPLED_DATA, SAMPLE_INTERVAL)."""
+        raise NotImplementedError
+
     # ---- what every version's handlers share ---------------------------
 
     def boot_answer(self) -> dict[str, Any]:
@@ -516,9 +521,8 @@ class Station:
     def boot_accepted(self) -> None:
         """After a BootNotification was answered."""
         # A reboot may reset the energy register; its next value is accepted.
+        # (Charging control hears of the boot too: every limit is sent again.)
         self.energy_guard.reset()
-        # ... and forget the profiles: every limit is sent again after the boot.
-        self.limits_in_force.clear()
         self.booted.set()
         if self.hooks.on_boot is not None:
             self.hooks.on_boot(self)
@@ -531,24 +535,7 @@ class Station:
             return "Invalid"
         return "Accepted"
 
-    @property
-    def is_v2(self) -> bool:
-        return self.ocpp_version != "1.6"
-
     # ---- helpers ------------------------------------------------------
-
-    def _track_transaction(self, transaction_id: int | str, connector_id: int) -> None:
-        self.transactions.pop(transaction_id, None)
-        self.transactions[transaction_id] = connector_id
-        while len(self.transactions) > MAX_TRACKED_TRANSACTIONS:
-            del self.transactions[next(iter(self.transactions))]
-
-    def active_transaction(self, connector_id: int) -> int | str | None:
-        """The newest transaction known on the connector, if any."""
-        for transaction_id, connector in reversed(self.transactions.items()):
-            if connector == connector_id:
-                return transaction_id
-        return None
 
     def note_connector(self, connector_id: int) -> None:
         if connector_id not in self.connectors:

@@ -21,6 +21,10 @@
    and .TxUpdatedInterval).
 4. Apply the charging limits in force.
 
+Each version's adapter learns the station its way (`Station.learn`) and
+names its sampling settings (`Station.sampling_setting`); the setup itself
+is the same for every version.
+
 One setup runs at a time per station; a BootNotification starts another,
 unless one is already waiting to run (it will see that boot): a station that
 sends BootNotifications as fast as it can gets one setup running and one
@@ -35,11 +39,9 @@ import logging
 import weakref
 from collections.abc import Callable
 
-from connector.core import actuators as act
-from connector.core import requests_v2 as rv2
-from connector.core import station_config as sc
+from connector import actuators
+from connector.core.capabilities import sampling_changes
 from connector.settings import Settings
-from connector.stations import station_v2 as sv2
 from connector.stations.charging_control import ChargingControl
 from connector.stations.command_runner import CommandRunner
 from connector.stations.station import Flag, Station
@@ -49,12 +51,7 @@ log = logging.getLogger(__name__)
 # Connector actuators offered from NumberOfConnectors before any
 # StatusNotification; a larger number is more likely a wrong value.
 MAX_CONNECTORS_FROM_CONFIG = 32
-
-# 1.6 configuration keys -> the 2.x variables that do the same.
-_METERING_VARIABLES = {
-    sc.SAMPLED_DATA_KEY: sv2.SAMPLED_DATA,
-    sc.SAMPLE_INTERVAL_KEY: sv2.SAMPLE_INTERVAL,
-}
+CHANGE_CONFIGURATION = "execute_change_configuration"
 
 
 async def _wait(event: Flag, seconds: float) -> bool:
@@ -76,8 +73,9 @@ class StationSetup:
         self.commands = commands
         # Whether an earlier run (or this one) accepted the station's boot.
         self._has_boot_record = has_boot_record
-        # Stations with a setup waiting for their setup lock (weak: a station
-        # that left is gone from it, whatever became of its tasks).
+        # Per station: one setup at a time (its lock), and the stations with a
+        # setup waiting for it. Weak: a station that left is gone from both.
+        self._locks: weakref.WeakKeyDictionary[Station, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._waiting: weakref.WeakSet[Station] = weakref.WeakSet()
 
     def connected(self, station: Station) -> None:
@@ -92,8 +90,8 @@ class StationSetup:
         wait = self.settings.ocpp_boot_wait
         if await _wait(station.booted, wait):
             return  # the BootNotification started the setup
-        if station.is_v2:
-            await self._without_boot_v2(station, wait)
+        if not station.may_trigger_boot:
+            await self._without_boot_record(station, wait)
             return
         log.info(
             "%s: no BootNotification within %s s of connecting; asking for one", station.id, wait
@@ -106,13 +104,14 @@ class StationSetup:
             return
         await self.setup(station)
 
-    async def _without_boot_v2(self, station: Station, wait: float) -> None:
+    async def _without_boot_record(self, station: Station, wait: float) -> None:
         if not self._has_boot_record(station.id):
             log.info(
                 "%s: no BootNotification within %s s of connecting, and no record of an "
-                "earlier boot; waiting for it (OCPP 2.x forbids asking for one)",
+                "earlier boot; waiting for it (OCPP %s forbids asking for one)",
                 station.id,
                 wait,
+                station.version,
             )
             return
         log.info(
@@ -126,14 +125,15 @@ class StationSetup:
 
     async def setup(self, station: Station) -> None:
         self._waiting.add(station)
+        lock = self._locks.setdefault(station, asyncio.Lock())
         started = False
         try:
-            async with station.setup_lock:
+            async with lock:
                 started = True
                 self._waiting.discard(station)  # a boot from now on needs another setup
                 try:
                     await self._learn(station)
-                    await self._configure_metering(station)
+                    await self._configure_sampling(station)
                 finally:
                     station.learned.set()
                 await self.charging.apply_all(station)
@@ -142,10 +142,11 @@ class StationSetup:
                 self._waiting.discard(station)
 
     async def _learn(self, station: Station) -> None:
-        if isinstance(station, sv2.StationV201):
-            await self._learn_v2(station)
-        else:
-            await self._learn_v16(station)
+        settings = self.settings
+        await station.learn(
+            settings.ocpp_meter_values_sampled_data is not None,
+            settings.ocpp_meter_value_sample_interval is not None,
+        )
         caps = station.capabilities
         log.info(
             "%s: charging rate units %s, max stack level %s, %s connectors",
@@ -160,36 +161,18 @@ class StationSetup:
             ):
                 station.note_connector(connector_id)
 
-    async def _learn_v2(self, station: sv2.StationV201) -> None:
-        names = list(sv2.LEARNED_VARIABLES)
-        if self.settings.ocpp_meter_values_sampled_data is not None:
-            names.append(sv2.SAMPLED_DATA)
-        if self.settings.ocpp_meter_value_sample_interval is not None:
-            names.append(sv2.SAMPLE_INTERVAL)
-        request = rv2.get_variables([rv2.parse_variable_path(name) for name in names])
-        _, answer = await station.command("GetVariables", request)
-        station.take_variables(answer.get("getVariableResult") or [])
-
-    async def _learn_v16(self, station: Station) -> None:
-        status, answer = await station.command("GetConfiguration", {})
-        missing = sc.missing_keys(station.take_configuration(answer, replace=True))
-        if missing and status == "Accepted":  # a station that timed out would again
-            _, answer = await station.command("GetConfiguration", {"key": missing})
-            station.take_configuration(answer)
-
-    async def _configure_metering(self, station: Station) -> None:
-        changes = sc.metering_changes(
+    async def _configure_sampling(self, station: Station) -> None:
+        changes = sampling_changes(
             station.capabilities,
             self.settings.ocpp_meter_values_sampled_data,
             self.settings.ocpp_meter_value_sample_interval,
         )
-        for key, value in changes:
-            # As execute_change_configuration: reported, and read back.
-            if station.is_v2:
-                action, payload = rv2.change_configuration(
-                    f"{_METERING_VARIABLES[key]}={value}", None, station.ocpp_version
-                )
-                change = act.Request(action, payload)
-            else:
-                change = act.Request("ChangeConfiguration", {"key": key, "value": value})
+        for setting, value in changes:
+            # As execute_change_configuration does: reported, and read back.
+            change = actuators.build(
+                CHANGE_CONFIGURATION,
+                station.sampling_setting(setting, value),
+                None,
+                station.version,
+            )
             await self.commands.run(station, change)

@@ -99,9 +99,7 @@ def test_available_datapoints_heartbeat_and_logs(
                 )
                 log = await probe.wait_for_log("CP_1", "boot accepted")
                 assert set(log) == {"timestamp", "msg", "emitter", "level"}
-                assert log["level"] == 20 and log["emitter"].startswith(
-                    "connector.stations.station"
-                )
+                assert log["level"] == 20 and log["emitter"].startswith("connector.ocpp16.station")
             late = Probe(mosquitto.port, name)
             try:
                 for topic in ("available_datapoints", "logs"):

@@ -9,6 +9,7 @@ import pytest
 from connector.core import charging_profiles as cp
 from connector.core.commands import MAX_CONNECTOR_ID, InvalidCommand
 from connector.core.datapoints import Datapoint
+from connector.ocpp16.requests import set_charging_profile
 
 TXD, TXP, CPM = cp.TX_DEFAULT_PROFILE, cp.TX_PROFILE, cp.CHARGE_POINT_MAX_PROFILE
 
@@ -195,7 +196,7 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 def test_set_request(
     target: cp.Target, rate: cp.Rate, level: int, expected: dict[str, object]
 ) -> None:
-    assert cp.set_request(target, rate, level, NOW) == expected
+    assert set_charging_profile(target, rate, level, NOW) == expected
 
 
 @pytest.mark.parametrize(

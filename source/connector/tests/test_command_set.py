@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from connector.settings import ACTUATORS
+from connector.actuators import NAMES as ACTUATORS
 from connector.simulator import SimulatedChargePoint, SimulatorOptions
 from connector.tests.conftest import (
     Mosquitto,

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from connector.actuators.trigger_message import parse_trigger
 from connector.core import commands as cmd
+from connector.ocpp16.requests import trigger_payload
+from connector.versions import OCPP16
 
-ENABLED = (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE)
+SEND_CHARGING_PROFILE = "execute_send_charging_profile"
+TRIGGER_MESSAGE = "execute_trigger_message"
+ENABLED = (SEND_CHARGING_PROFILE, TRIGGER_MESSAGE)
 
 
 @pytest.mark.parametrize(
@@ -14,16 +19,16 @@ ENABLED = (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE)
     [
         (
             "CP_1__execute_send_charging_profile",
-            cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, None),
+            cmd.ActuatorKey("CP_1", SEND_CHARGING_PROFILE, None),
         ),
         (
             "CP_1__execute_send_charging_profile__2",
-            cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, 2),
+            cmd.ActuatorKey("CP_1", SEND_CHARGING_PROFILE, 2),
         ),
-        ("CP 1__execute_trigger_message__0", cmd.ActuatorKey("CP 1", cmd.TRIGGER_MESSAGE, 0)),
+        ("CP 1__execute_trigger_message__0", cmd.ActuatorKey("CP 1", TRIGGER_MESSAGE, 0)),
         (
             "CP_1__execute_send_charging_profile__999",
-            cmd.ActuatorKey("CP_1", cmd.SEND_CHARGING_PROFILE, 999),
+            cmd.ActuatorKey("CP_1", SEND_CHARGING_PROFILE, 999),
         ),
     ],
 )
@@ -51,7 +56,7 @@ def test_bad_actuator_keys(key: str) -> None:
 
 def test_actuator_not_offered() -> None:
     with pytest.raises(cmd.InvalidCommand, match="offered"):
-        cmd.parse_actuator_key("CP_1__execute_trigger_message", (cmd.SEND_CHARGING_PROFILE,))
+        cmd.parse_actuator_key("CP_1__execute_trigger_message", (SEND_CHARGING_PROFILE,))
 
 
 @pytest.mark.parametrize(
@@ -114,18 +119,18 @@ def test_bad_power_limits(value: object) -> None:
     ],
 )
 def test_triggers(value: object, message: str) -> None:
-    assert cmd.parse_trigger(value) == message
+    assert parse_trigger(value, OCPP16) == message
 
 
 @pytest.mark.parametrize("value", [6, -1, "6", "Reset", None, True, 4.5, ""])
 def test_bad_triggers(value: object) -> None:
     with pytest.raises(cmd.InvalidCommand):
-        cmd.parse_trigger(value)
+        parse_trigger(value, OCPP16)
 
 
 def test_trigger_requests() -> None:
-    assert cmd.trigger_message_request("MeterValues", None) == {"requestedMessage": "MeterValues"}
-    assert cmd.trigger_message_request("MeterValues", 2) == {
+    assert trigger_payload("MeterValues", None) == {"requestedMessage": "MeterValues"}
+    assert trigger_payload("MeterValues", 2) == {
         "requestedMessage": "MeterValues",
         "connectorId": 2,
     }

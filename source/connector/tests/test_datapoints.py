@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.core import datapoints as dp
+from connector.ocpp16 import mapping as m16
 
 NOW = 1_700_000_000_000
 T1 = "2026-01-01T00:00:00Z"
@@ -156,7 +157,7 @@ def test_parse_timestamp(text: object, expected: int | None) -> None:
     ("function", "args", "expected"),
     [
         (
-            dp.boot_notification,
+            m16.boot_notification,
             (
                 "CP_1",
                 {"chargePointVendor": "V", "chargePointModel": "M", "firmwareVersion": "1"},
@@ -171,7 +172,7 @@ def test_parse_timestamp(text: object, expected: int | None) -> None:
         (dp.heartbeat, ("CP_1", NOW), [("CP_1__Heartbeat", NOW)]),
         (dp.connected, ("CP_1", True, NOW), [("CP_1__connected", True)]),
         (
-            dp.status_notification,
+            m16.status_notification,
             ("CP_1", {"connectorId": 0, "status": "Available", "errorCode": "NoError"}, NOW),
             [
                 ("CP_1__StatusNotification__0__status", "Available"),
@@ -179,7 +180,7 @@ def test_parse_timestamp(text: object, expected: int | None) -> None:
             ],
         ),
         (
-            dp.status_notification,
+            m16.status_notification,
             (
                 "CP_1",
                 {
@@ -198,9 +199,9 @@ def test_parse_timestamp(text: object, expected: int | None) -> None:
                 ("CP_1__StatusNotification__2__vendorErrorCode", "E7"),
             ],
         ),
-        (dp.authorize, ("CP_1", {"idTag": "ABC"}, NOW), [("CP_1__Authorize__idTag", "ABC")]),
+        (m16.authorize, ("CP_1", {"idTag": "ABC"}, NOW), [("CP_1__Authorize__idTag", "ABC")]),
         (
-            dp.data_transfer,
+            m16.data_transfer,
             ("CP_1", {"vendorId": "acme", "messageId": "m", "data": '{"a":1}'}, NOW),
             [
                 ("CP_1__DataTransfer__vendorId", "acme"),
@@ -209,17 +210,17 @@ def test_parse_timestamp(text: object, expected: int | None) -> None:
             ],
         ),
         (
-            dp.status_only,
+            m16.status_only,
             ("CP_1", "FirmwareStatusNotification", {"status": "Downloading"}, NOW),
             [("CP_1__FirmwareStatusNotification__status", "Downloading")],
         ),
         (
-            dp.status_only,
+            m16.status_only,
             ("CP_1", "DiagnosticsStatusNotification", {"status": "Uploaded"}, NOW),
             [("CP_1__DiagnosticsStatusNotification__status", "Uploaded")],
         ),
         (
-            dp.start_transaction,
+            m16.start_transaction,
             ("CP_1", {"connectorId": 1, "idTag": "T", "meterStart": 5, "timestamp": T1}, 77, NOW),
             [
                 ("CP_1__StartTransaction__1__idTag", "T"),
@@ -250,7 +251,7 @@ def test_stop_transaction_with_transaction_data() -> None:
         "idTag": "T",
         "transactionData": [{"timestamp": T2, "sampledValue": [{"value": "9", "unit": "kWh"}]}],
     }
-    mapped = dp.stop_transaction("CP_1", 3, payload, NOW)
+    mapped = m16.stop_transaction("CP_1", 3, payload, NOW)
     assert [(p.key, p.value) for p in mapped.datapoints] == [
         ("CP_1__StopTransaction__3__transactionId", 77),
         ("CP_1__StopTransaction__3__meterStop", 9000),

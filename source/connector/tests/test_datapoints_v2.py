@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connector.core.datapoints import Datapoint, meter_values
-from connector.core.datapoints_v2 import (
+from connector.ocpp2.mapping import (
     boot_notification,
     event_variables,
     get_variables_result,

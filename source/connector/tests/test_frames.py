@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 from ocpp.messages import Call, CallError, CallResult
 
-from connector.stations.frames import (
-    CallResultError,
-    FrameError,
-    Send,
-    ocpp2_code,
-    ocpp16_code,
-    parse_frame,
-)
+from connector.stations.frames import CallResultError, FrameError, Send, parse_frame
+from connector.versions import BY_NAME, OCPP16, OCPP21, OCPP201
 
 
 @pytest.mark.parametrize(
@@ -69,10 +63,10 @@ def test_call_result_and_error() -> None:
     ],
 )
 def test_error_codes_use_the_ocpp16_spelling(library_code: str, ocpp16: str) -> None:
-    assert ocpp16_code(library_code) == ocpp16
+    assert OCPP16.payload_error(library_code, "") == ocpp16
 
 
-# ---- OCPP 2.0.1 and 2.1 (groundwork for issue 11) ----------------------------
+# ---- OCPP 2.0.1 and 2.1 ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -97,7 +91,7 @@ def test_error_codes_use_the_ocpp16_spelling(library_code: str, ocpp16: str) -> 
     ],
 )
 def test_frames_by_version(raw: str, version: str, expected: tuple[str, str | None]) -> None:
-    result = parse_frame(raw, version)
+    result = parse_frame(raw, BY_NAME[version])
     if isinstance(result, FrameError):
         assert (result.code, result.unique_id) == expected
     else:
@@ -105,10 +99,10 @@ def test_frames_by_version(raw: str, version: str, expected: tuple[str, str | No
 
 
 def test_send_and_call_result_error_carry_their_content() -> None:
-    send = parse_frame('[6,"s1","NotifyPeriodicEventStream",{"id":1,"pending":0}]', "2.1")
+    send = parse_frame('[6,"s1","NotifyPeriodicEventStream",{"id":1,"pending":0}]', OCPP21)
     assert isinstance(send, Send)
     assert (send.action, send.payload) == ("NotifyPeriodicEventStream", {"id": 1, "pending": 0})
-    error = parse_frame('[5,"r1","FormatViolation","bad answer",{}]', "2.1")
+    error = parse_frame('[5,"r1","FormatViolation","bad answer",{}]', OCPP21)
     assert isinstance(error, CallResultError)
     assert (error.error_code, error.error_description) == ("FormatViolation", "bad answer")
 
@@ -128,4 +122,4 @@ def test_send_and_call_result_error_carry_their_content() -> None:
     ],
 )
 def test_payload_errors_get_the_2x_codes(code: str, cause: str, expected: str) -> None:
-    assert ocpp2_code(code, cause) == expected
+    assert OCPP201.payload_error(code, cause) == OCPP21.payload_error(code, cause) == expected

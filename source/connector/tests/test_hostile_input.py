@@ -28,19 +28,24 @@ from ocpp.messages import Call, CallError, CallResult, validate_payload
 from ocpp.v16.enums import Action
 from websockets.sync.client import connect as sync_connect
 
+from connector import actuators
+from connector.actuators import Route
+from connector.actuators.trigger_message import parse_trigger
 from connector.bridge import Bridge
-from connector.core import actuators, limit_store, station_config
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
+from connector.core import limit_store
 from connector.core.datapoint_map import InvalidMap, parse_datapoint_map
-from connector.core.datapoints_v2 import meter_values_v2, report_variables, variable_key
 from connector.core.direct_topics import sensor_topic
 from connector.core.electrical import measure
 from connector.core.mqtt_topics import MAX_TOPIC_BYTES, escape_level, topic_problem
 from connector.core.strict_json import dumps, is_finite_scalar, loads_strict
+from connector.ocpp2.mapping import meter_values_v2, report_variables, variable_key
+from connector.ocpp2.station import StationV21
+from connector.ocpp16 import configuration as station_config
 from connector.stations.frames import CallResultError, FrameError, Send, parse_frame
-from connector.stations.station_v2 import StationV21
 from connector.tests.conftest import Mosquitto, test_settings
+from connector.versions import BY_NAME, OCPP16, VERSIONS
 
 FAST = settings(
     derandomize=True,
@@ -136,7 +141,7 @@ def _is_send(frame: str | bytes) -> bool:
 @settings(FAST, max_examples=2000)
 @given(RAW_FRAMES | NEW_TYPE_FRAMES, st.sampled_from(["1.6", "2.0.1", "2.1"]))
 def test_parse_frame_never_raises_in_any_version(frame: str | bytes, version: str) -> None:
-    result = parse_frame(frame, version)
+    result = parse_frame(frame, BY_NAME[version])
     assert isinstance(result, Call | CallResult | CallError | CallResultError | Send | FrameError)
     if version == "2.1" and _is_send(frame) and isinstance(result, FrameError):
         assert result.unique_id is None  # a SEND is never answered, not even a bad one
@@ -190,7 +195,7 @@ def test_actuator_values_are_valid_or_refused(value: Any) -> None:
         parsed = cmd.parse_actuator_payload(payload)
     except cmd.InvalidCommand:
         return
-    for parse in (cmd.parse_power_limit, cmd.parse_trigger):
+    for parse in (cmd.parse_power_limit, lambda value: parse_trigger(value, OCPP16)):
         try:
             result = parse(parsed)
         except cmd.InvalidCommand:
@@ -203,7 +208,7 @@ def test_actuator_values_are_valid_or_refused(value: Any) -> None:
 @given(st.text(max_size=80))
 def test_actuator_keys_are_valid_or_refused(key: str) -> None:
     try:
-        target = cmd.parse_actuator_key(key, (cmd.SEND_CHARGING_PROFILE, cmd.TRIGGER_MESSAGE))
+        target = cmd.parse_actuator_key(key, actuators.DEFAULTS)
     except cmd.InvalidCommand:
         return
     assert target.connector_id is None or 0 <= target.connector_id <= cmd.MAX_CONNECTOR_ID
@@ -299,20 +304,20 @@ def test_a_burst_of_generated_frames_over_a_real_websocket(
     st.sampled_from(sorted(actuators.ACTUATORS)),
     JSON,
     st.none() | st.integers(min_value=0, max_value=cmd.MAX_CONNECTOR_ID),
-    st.sampled_from(actuators.ALL_VERSIONS),
+    st.sampled_from([v.name for v in VERSIONS]),
 )
 def test_every_actuator_builds_a_valid_request_or_refuses(
     actuator: str, value: Any, connector_id: int | None, version: str
 ) -> None:
     try:
-        request = actuators.build(actuator, value, connector_id, version)
+        request = actuators.build(actuator, value, connector_id, BY_NAME[version])
     except cmd.InvalidCommand:
         return
-    if request.payload.get("transactionId") in (actuators.RUNNING_TRANSACTION, None):
+    if "transactionId" in request.payload and request.payload["transactionId"] is None:
         return  # the bridge puts in the running transaction before sending
     if request.action in ("ClearChargingProfile", "SetChargingProfile"):
         return  # sent by charging control, by profile id (test_requests_v2 checks them)
-    if request.action == actuators.FORGET:
+    if actuators.ACTUATORS[actuator].route is Route.LOCAL:
         return  # no OCPP call: it clears the broker's retained topics
     # Whatever is built passes the schema of the version the station applies.
     asyncio.run(validate_payload(Call("x", request.action, request.payload), version))
@@ -359,7 +364,7 @@ def bystander_v201(background: BackgroundConnector) -> Iterator[Any]:
 @settings(FAST, max_examples=2000)
 @given(FRAMES_V2 | SEND_FRAMES | RAW_FRAMES, st.sampled_from(["2.0.1", "2.1"]))
 def test_parse_frame_never_raises_for_2x(frame: str | bytes, version: str) -> None:
-    parsed = parse_frame(frame, version)
+    parsed = parse_frame(frame, BY_NAME[version])
     if isinstance(parsed, Send):
         assert version == "2.1"
     if isinstance(parsed, FrameError) and parsed.unique_id is not None:

@@ -13,11 +13,17 @@ from typing import Any
 import pytest
 from ocpp.messages import Call, validate_payload
 
-from connector.core import actuators as act
-from connector.core import requests_v2 as rv2
+from connector import actuators
+from connector.actuators import Request
 from connector.core.commands import InvalidCommand
+from connector.ocpp2 import requests as rv2
+from connector.versions import BY_NAME
 
 VERSIONS = ["2.0.1", "2.1"]
+
+
+def build(actuator: str, value: Any, evse: int | None, version: str) -> Request:
+    return actuators.build(actuator, value, evse, BY_NAME[version])
 
 
 def valid(action: str, payload: dict[str, Any], version: str) -> None:
@@ -158,20 +164,20 @@ def test_bad_variable_paths(text: Any) -> None:
 def test_actuators_build_2x_requests(
     actuator: str, value: Any, evse: int | None, action: str, expected: dict[str, Any], version: str
 ) -> None:
-    request = act.build(actuator, value, evse, version)
+    request = build(actuator, value, evse, version)
     assert (request.action, request.payload) == (action, expected)
     valid(action, request.payload, version)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_fresh_ids_and_times(version: str) -> None:
-    start = act.build("execute_remote_start_transaction", "TAG", 1, version)
-    again = act.build("execute_remote_start_transaction", "TAG", None, version)
+    start = build("execute_remote_start_transaction", "TAG", 1, version)
+    again = build("execute_remote_start_transaction", "TAG", None, version)
     assert start.payload["remoteStartId"] != again.payload["remoteStartId"]
     assert "evseId" not in again.payload
-    firmware = act.build("execute_update_firmware", "https://x.example/f.bin", None, version)
-    log = act.build("execute_get_diagnostics", "https://x.example/up", None, version)
-    base = act.build("execute_get_configuration", "", None, version)
+    firmware = build("execute_update_firmware", "https://x.example/f.bin", None, version)
+    log = build("execute_get_diagnostics", "https://x.example/up", None, version)
+    base = build("execute_get_configuration", "", None, version)
     for request in (start, again, firmware, log, base):
         valid(request.action, request.payload, version)
     assert base.payload["reportBase"] == "FullInventory"
@@ -215,7 +221,7 @@ def test_values_that_are_not_valid(
     actuator: str, value: Any, evse: int | None, version: str, reason: str
 ) -> None:
     with pytest.raises(InvalidCommand, match=reason):
-        act.build(actuator, value, evse, version)
+        build(actuator, value, evse, version)
 
 
 def test_monitoring_with_a_stream_on_2_1() -> None:
@@ -223,7 +229,7 @@ def test_monitoring_with_a_stream_on_2_1() -> None:
         '{"component": "EVSE", "evseId": 1, "variable": "Power", "type": "PeriodicClockAligned",'
         ' "interval": 60, "severity": 3, "stream": {"interval": 1, "values": 10}}'
     )
-    request = act.build("execute_set_variable_monitoring", value, None, "2.1")
+    request = build("execute_set_variable_monitoring", value, None, "2.1")
     assert request.payload == {
         "setMonitoringData": [
             {
@@ -237,9 +243,7 @@ def test_monitoring_with_a_stream_on_2_1() -> None:
         ]
     }
     valid(request.action, request.payload, "2.1")
-    adjust = act.build(
-        "execute_adjust_periodic_event_stream", {"id": 4, "interval": 5}, None, "2.1"
-    )
+    adjust = build("execute_adjust_periodic_event_stream", {"id": 4, "interval": 5}, None, "2.1")
     assert adjust.payload == {"id": 4, "params": {"interval": 5}}
     valid(adjust.action, adjust.payload, "2.1")
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from connector.core.datapoints_v2 import (
+from connector.core.secrets import REDACTED, is_secret, may_hold_secret, redact, redact_text
+from connector.ocpp2.mapping import (
     event_variables,
     get_variables_result,
     report_variables,
 )
-from connector.core.secrets import REDACTED, is_secret, may_hold_secret, redact, redact_text
 
 
 @pytest.mark.parametrize(

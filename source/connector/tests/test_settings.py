@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from connector.actuators import DEFAULTS as DEFAULT_ACTUATORS
+from connector.actuators import NAMES as ACTUATORS
 from connector.settings import (
-    ACTUATORS,
-    DEFAULT_ACTUATORS,
     Settings,
     SettingsError,
+    declarations,
     load_settings,
     parse_ocpp_config,
     parse_ocpp_versions,
@@ -216,3 +217,31 @@ def test_bad_security_settings(environ: dict[str, str], fragment: str) -> None:
     message = "\n".join(caught.value.problems)
     assert fragment in message
     assert "hunter2" not in message
+
+
+def readme_rows() -> dict[str, str]:
+    """Every variable in the README's tables -> the default its row shows."""
+    rows: dict[str, str] = {}
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`") or cells[0].startswith("`<"):
+            continue
+        variables = [part.strip(" `") for part in cells[0].replace("/", ",").split(",")]
+        defaults = [part.strip() for part in cells[1].split(", ")]
+        if len(defaults) != len(variables):
+            defaults = [cells[1]] * len(variables)
+        for variable, default in zip(variables, defaults, strict=True):
+            if variable.isupper():
+                rows[variable] = default
+    return rows
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    """Each setting is declared once (settings.py); the README's tables follow it."""
+    rows = readme_rows()
+    for field_name, declared in declarations():
+        for variable, _ in declared.variables:
+            assert variable in rows, f"{variable} ({field_name}) is not in the README's tables"
+            if variable == declared.variables[0][0]:  # OCPP_BASIC_AUTH_FILE shares a row
+                shown = rows[variable].replace("`", "")
+                assert shown == declared.shown.replace("`", ""), (variable, rows[variable])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from connector.core import station_config as sc
+from connector.core.capabilities import sampling_changes
 from connector.core.datapoints import Datapoint
+from connector.ocpp16 import configuration as sc
+from connector.ocpp16.station import SAMPLING_KEYS
 
 A, W, AW = frozenset({"A"}), frozenset({"W"}), frozenset({"A", "W"})
 
@@ -143,4 +145,6 @@ def test_metering_changes(
     interval: int | None,
     expected: list[tuple[str, str]],
 ) -> None:
-    assert sc.metering_changes(sc.capabilities(reported), sampled, interval) == expected
+    changes = sampling_changes(sc.capabilities(reported), sampled, interval)
+    # In the 1.6 adapter's words (it writes these configuration keys).
+    assert [(SAMPLING_KEYS[setting], value) for setting, value in changes] == expected

@@ -16,9 +16,9 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from connector.ocpp16.station import StationV16
 from connector.stations.central_system import CentralSystem
 from connector.stations.station import StationHooks
-from connector.stations.station_v16 import StationV16
 from connector.tests.conftest import (
     WAIT,
     Mosquitto,

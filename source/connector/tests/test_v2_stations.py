@@ -36,7 +36,7 @@ ALL = "all"
 
 
 def settings(name: str, port: int, **overrides: Any) -> Any:
-    from connector.settings import ACTUATORS
+    from connector.actuators import NAMES as ACTUATORS
 
     return test_settings(name, port, ocpp_config=ACTUATORS, **overrides)
 

@@ -15,32 +15,58 @@ from ocpp.v16.enums import Action
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
-from connector.core.commands import trigger_message_request
+from connector.core.capabilities import SAMPLE_INTERVAL, SAMPLED_DATA
 from connector.core.electrical import measure
-from connector.core.station_config import capabilities, configuration_datapoints, read_configuration
+from connector.ocpp16 import mapping as m16
+from connector.ocpp16 import requests as r16
+from connector.ocpp16.configuration import (
+    SAMPLE_INTERVAL_KEY,
+    SAMPLED_DATA_KEY,
+    capabilities,
+    configuration_datapoints,
+    missing_keys,
+    read_configuration,
+)
 from connector.stations.station import Station, now_ms
+from connector.versions import OCPP16
 
 log = logging.getLogger(__name__)
 
 
+# The configuration keys of the sampling settings (core/capabilities.py).
+SAMPLING_KEYS = {SAMPLED_DATA: SAMPLED_DATA_KEY, SAMPLE_INTERVAL: SAMPLE_INTERVAL_KEY}
+
+
 class StationV16(Station):
-    ocpp_version = "1.6"
+    version = OCPP16
     known_actions = frozenset(a.value for a in Action)
 
     def profile_request(self, target: cp.Target, rate: cp.Rate, level: int) -> dict[str, Any]:
-        return cp.set_request(target, rate, level)
+        return r16.set_charging_profile(target, rate, level)
 
     def clear_request(self, profile_id: int) -> dict[str, Any]:
         return {"id": profile_id}
 
     def trigger_request(self, message: str, connector_id: int | None) -> dict[str, Any]:
-        return trigger_message_request(message, connector_id)
+        return r16.trigger_payload(message, connector_id)
+
+    async def learn(self, sampled_data: bool, sample_interval: bool) -> None:
+        """GetConfiguration for all keys; the smart-charging keys by name when
+        the answer for all keys leaves them out (some stations do)."""
+        status, answer = await self.command("GetConfiguration", {})
+        missing = missing_keys(self.take_configuration(answer, replace=True))
+        if missing and status == "Accepted":  # a station that timed out would again
+            _, answer = await self.command("GetConfiguration", {"key": missing})
+            self.take_configuration(answer)
+
+    def sampling_setting(self, setting: str, value: str) -> str:
+        return f"{SAMPLING_KEYS[setting]}={value}"
 
     # ---- handlers: wire payload in, wire payload out ------------------
 
     @on(Action.boot_notification)
     def on_boot_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.boot_notification(self.id, payload, now_ms()))
+        self.hooks.publish(m16.boot_notification(self.id, payload, now_ms()))
         log.info(
             "%s: boot accepted (%s %s)",
             self.id,
@@ -60,7 +86,7 @@ class StationV16(Station):
     @on(Action.status_notification)
     def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.note_connector(payload["connectorId"])
-        self.hooks.publish(dp.status_notification(self.id, payload, now_ms()))
+        self.hooks.publish(m16.status_notification(self.id, payload, now_ms()))
         return {}
 
     @on(Action.meter_values)
@@ -69,7 +95,7 @@ class StationV16(Station):
         transaction_id = payload.get("transactionId")
         if transaction_id is not None:
             seen = transaction_id in self.transactions
-            self._track_transaction(transaction_id, connector_id)
+            self.transactions.track(transaction_id, connector_id)
             if not seen and self.hooks.on_transaction_seen is not None:
                 self.hooks.on_transaction_seen(self, connector_id)
         self.electrical.observe(connector_id, measure(payload["meterValue"]))
@@ -82,10 +108,10 @@ class StationV16(Station):
     @on(Action.start_transaction)
     def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         transaction_id = self.hooks.next_transaction_id()
-        self._track_transaction(transaction_id, payload["connectorId"])
+        self.transactions.track(transaction_id, payload["connectorId"])
         # A new session may start a new register (or a new session counter).
         self.energy_guard.reset(payload["connectorId"])
-        self.hooks.publish(dp.start_transaction(self.id, payload, transaction_id, now_ms()))
+        self.hooks.publish(m16.start_transaction(self.id, payload, transaction_id, now_ms()))
         log.info(
             "%s: transaction %d started on connector %d",
             self.id,
@@ -97,7 +123,7 @@ class StationV16(Station):
     @on(Action.stop_transaction)
     def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         transaction_id = payload["transactionId"]
-        connector_id = self.transactions.pop(transaction_id, None)
+        connector_id = self.transactions.end(transaction_id)
         if connector_id is None:
             log.warning(
                 "%s: stop of unknown transaction %s; published under connector 0",
@@ -106,7 +132,7 @@ class StationV16(Station):
             )
             connector_id = 0
         self._publish_mapped(
-            connector_id, dp.stop_transaction(self.id, connector_id, payload, now_ms())
+            connector_id, m16.stop_transaction(self.id, connector_id, payload, now_ms())
         )
         response: dict[str, Any] = {}
         if payload.get("idTag"):
@@ -115,7 +141,7 @@ class StationV16(Station):
 
     @on(Action.authorize)
     def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.authorize(self.id, payload, now_ms()))
+        self.hooks.publish(m16.authorize(self.id, payload, now_ms()))
         return {"idTagInfo": self._id_tag_info(payload["idTag"])}
 
     def _id_tag_info(self, id_tag: str) -> dict[str, str]:
@@ -123,19 +149,21 @@ class StationV16(Station):
 
     @on(Action.data_transfer)
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.data_transfer(self.id, payload, now_ms()))
+        self.hooks.publish(m16.data_transfer(self.id, payload, now_ms()))
         return {"status": "Accepted"}
 
     @on(Action.diagnostics_status_notification)
     def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.hooks.publish(
-            dp.status_only(self.id, "DiagnosticsStatusNotification", payload, now_ms())
+            m16.status_only(self.id, "DiagnosticsStatusNotification", payload, now_ms())
         )
         return {}
 
     @on(Action.firmware_status_notification)
     def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.hooks.publish(dp.status_only(self.id, "FirmwareStatusNotification", payload, now_ms()))
+        self.hooks.publish(
+            m16.status_only(self.id, "FirmwareStatusNotification", payload, now_ms())
+        )
         return {}
 
     def take_configuration(

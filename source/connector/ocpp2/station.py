@@ -27,16 +27,18 @@ import ocpp
 from ocpp.exceptions import OCPPError
 from ocpp.routing import after, on
 
+from connector.core import capabilities
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
-from connector.core import datapoints_v2 as dv2
-from connector.core import requests_v2 as rv2
+from connector.core.capabilities import Capabilities, parse_int, parse_rate_units
 from connector.core.datapoints import Datapoint
 from connector.core.electrical import measure
-from connector.core.station_config import Capabilities, parse_int, parse_rate_units
+from connector.ocpp2 import mapping as dv2
+from connector.ocpp2 import requests as rv2
 from connector.stations import schema_validation
 from connector.stations.frames import Send
 from connector.stations.station import Station, now_ms
+from connector.versions import OCPP21, OCPP201
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ LEARNED_VARIABLES = (SMART_CHARGING_ENABLED, RATE_UNIT, PROFILE_STACK_LEVEL)
 # OCPP_METER_VALUES_SAMPLED_DATA and OCPP_METER_VALUE_SAMPLE_INTERVAL on 2.x.
 SAMPLED_DATA = "SampledDataCtrlr.TxUpdatedMeasurands"
 SAMPLE_INTERVAL = "SampledDataCtrlr.TxUpdatedInterval"
+SAMPLING_VARIABLES = {
+    capabilities.SAMPLED_DATA: SAMPLED_DATA,
+    capabilities.SAMPLE_INTERVAL: SAMPLE_INTERVAL,
+}
 
 
 def _schema_actions(version_dir: str) -> frozenset[str]:
@@ -67,24 +73,23 @@ def _path_name(component: dict[str, Any], variable: dict[str, Any]) -> str:
     return f"{component.get('name')}.{variable.get('name')}"
 
 
-def _certificate_answer(version: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _certificate_answer(station: StationV201, payload: dict[str, Any]) -> dict[str, Any]:
     # The connector keeps no PKI: certificate requests fail, as the spec allows.
     return {"status": "Failed", "exiResponse": ""}
 
 
 # Station messages with nothing to do beyond publishing their fields:
-# action -> (answer, the versions it exists in). Answers are the plain ones
-# the specification asks of a CSMS that has nothing further to say.
-_ANSWERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+# action -> answer (from the station and the payload). Answers are the plain
+# ones the specification asks of a CSMS that has nothing further to say.
+Answer = Callable[["StationV201", dict[str, Any]], dict[str, Any]]
+_ANSWERS: dict[str, Answer] = {
     "FirmwareStatusNotification": lambda v, p: {},
     "LogStatusNotification": lambda v, p: {},
     "SecurityEventNotification": lambda v, p: {},
     "NotifyChargingLimit": lambda v, p: {},
     "ClearedChargingLimit": lambda v, p: {},
     # No schedule follows from us (limits come as profiles): 2.1 says so by name.
-    "NotifyEVChargingNeeds": lambda v, p: {
-        "status": "NoChargingProfile" if v == "2.1" else "Rejected"
-    },
+    "NotifyEVChargingNeeds": lambda v, p: {"status": v.no_schedule},
     "NotifyEVChargingSchedule": lambda v, p: {"status": "Accepted"},
     "ReportChargingProfiles": lambda v, p: {},
     "NotifyCustomerInformation": lambda v, p: {},
@@ -95,7 +100,7 @@ _ANSWERS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "GetCertificateStatus": lambda v, p: {"status": "Failed"},
     "SignCertificate": lambda v, p: {"status": "Rejected"},
 }
-_ANSWERS_21: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+_ANSWERS_21: dict[str, Answer] = {
     "BatterySwap": lambda v, p: {},
     "NotifyDERAlarm": lambda v, p: {},
     "NotifyDERStartStop": lambda v, p: {},
@@ -107,18 +112,23 @@ _ANSWERS_21: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def _generic(action: str, answer: Callable[[str, dict[str, Any]], dict[str, Any]]) -> Any:
+def _generic(action: str, answer: Answer) -> Any:
     def handler(self: StationV201, payload: dict[str, Any]) -> dict[str, Any]:
         self.hooks.publish(dv2.message_fields(self.id, action, payload, now_ms()))
-        return answer(self.ocpp_version, payload)
+        return answer(self, payload)
 
     handler.__name__ = f"on_{action}"
     return on(action)(handler)
 
 
 class StationV201(Station):
-    ocpp_version = "2.0.1"
+    version = OCPP201
     known_actions = _schema_actions("v201")
+    connector_noun = "EVSE"
+    may_trigger_boot = False
+    smart_charging_off = "SmartChargingCtrlr.Enabled is false"
+    # NotifyEVChargingNeeds' answer: no schedule follows from us.
+    no_schedule = "Rejected"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,7 +159,7 @@ class StationV201(Station):
         return {"chargingProfileId": profile_id}
 
     def trigger_request(self, message: str, connector_id: int | None) -> dict[str, Any]:
-        return rv2.trigger_message(message, connector_id)
+        return rv2.trigger_payload(message, connector_id)
 
     def answer_status(self, action: str, answer: dict[str, Any]) -> str:
         # Answers about variables and monitors carry a status per item; one
@@ -166,6 +176,21 @@ class StationV201(Station):
         return super().answer_status(action, answer)
 
     # ---- learning ------------------------------------------------------
+
+    async def learn(self, sampled_data: bool, sample_interval: bool) -> None:
+        """GetVariables of the smart charging variables (and of the sampling
+        ones, when the connector is to write them)."""
+        names = list(LEARNED_VARIABLES)
+        if sampled_data:
+            names.append(SAMPLED_DATA)
+        if sample_interval:
+            names.append(SAMPLE_INTERVAL)
+        request = rv2.get_variables([rv2.parse_variable_path(name) for name in names])
+        _, answer = await self.command("GetVariables", request)
+        self.take_variables(answer.get("getVariableResult") or [])
+
+    def sampling_setting(self, setting: str, value: str) -> str:
+        return f"{SAMPLING_VARIABLES[setting]}={value}"
 
     def take_variables(self, results: list[dict[str, Any]]) -> None:
         """A GetVariables answer: published, and what the station can do read anew."""
@@ -237,11 +262,12 @@ class StationV201(Station):
         event = payload["eventType"]
         evse = payload.get("evse")
         known = transaction_id in self.transactions
+        started_on = self.transactions.connector_of(transaction_id)
         if evse is not None:
             evse_id = evse["id"]
-        elif known:
+        elif started_on is not None:
             # Later events may leave `evse` out: the EVSE that started it.
-            evse_id = self.transactions[transaction_id]
+            evse_id = started_on
         else:
             log.warning(
                 "%s: %s event of unknown transaction %s without an EVSE; published under EVSE 0",
@@ -252,10 +278,10 @@ class StationV201(Station):
             evse_id = 0
         self._check_sequence(transaction_id, payload["seqNo"], event)
         if event == "Ended":
-            self.transactions.pop(transaction_id, None)
+            self.transactions.end(transaction_id)
             self._sequence.pop(transaction_id, None)
         else:
-            self._track_transaction(transaction_id, evse_id)
+            self.transactions.track(transaction_id, evse_id)
         if evse_id:
             self.note_connector(evse_id)
         if event == "Started":
@@ -269,7 +295,7 @@ class StationV201(Station):
         points = dv2.transaction_event(self.id, evse_id, payload, now)
         points.append(
             Datapoint(
-                dp._key(self.id, "MeterValues", evse_id, "transactionId"), transaction_id, now
+                dp.make_key(self.id, "MeterValues", evse_id, "transactionId"), transaction_id, now
             )
         )
         self.hooks.publish(points)
@@ -311,7 +337,9 @@ class StationV201(Station):
     @on("Authorize")
     def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
         token = payload["idToken"]["idToken"]
-        self.hooks.publish([Datapoint(dp._key(self.id, "Authorize", "idToken"), token, now_ms())])
+        self.hooks.publish(
+            [Datapoint(dp.make_key(self.id, "Authorize", "idToken"), token, now_ms())]
+        )
         return {"idTokenInfo": self._id_token_info(token)}
 
     def _id_token_info(self, token: str) -> dict[str, str]:
@@ -320,7 +348,7 @@ class StationV201(Station):
     @on("DataTransfer")
     def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields = dict(payload)
-        if "data" in fields and not dp._is_scalar(fields["data"]):
+        if "data" in fields and not dp.is_scalar(fields["data"]):
             fields["data"] = dv2.variable_value(fields["data"])  # any JSON, as a string
         self.hooks.publish(dv2.message_fields(self.id, "DataTransfer", fields, now_ms()))
         return {"status": "Accepted"}
@@ -381,8 +409,9 @@ for _action, _answer in _ANSWERS.items():
 class StationV21(StationV201):
     """OCPP 2.1: everything of 2.0.1, and periodic event streams."""
 
-    ocpp_version = "2.1"
+    version = OCPP21
     known_actions = _schema_actions("v21")
+    no_schedule = "NoChargingProfile"  # 2.1 says so by name
 
     @on("OpenPeriodicEventStream")
     def on_open_periodic_event_stream(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -417,7 +446,7 @@ class StationV21(StationV201):
             log.warning("%s: dropped a SEND of unknown action %r", self.id, send.action[:64])
             return
         try:
-            schema_validation.validate_send(send, self.ocpp_version)
+            schema_validation.validate_send(send, self.version)
         except OCPPError as error:
             log.warning(
                 "%s: dropped an invalid NotifyPeriodicEventStream: %s",

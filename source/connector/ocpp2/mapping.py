@@ -19,8 +19,8 @@ from connector.core import strict_json
 from connector.core.datapoints import (
     Datapoint,
     Mapped,
-    _is_scalar,
-    _key,
+    is_scalar,
+    make_key,
     meter_values,
     parse_timestamp,
     shown,
@@ -63,22 +63,22 @@ def flatten(payload: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         dotted = f"{prefix}{name}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, dotted + "."))
-        elif _is_scalar(value):
+        elif is_scalar(value):
             flat[dotted] = value
     return flat
 
 
 def boot_notification(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
     """`chargingStation.vendorName`, `chargingStation.model`, `reason`, …"""
-    prefix = _key(cp_id, "BootNotification")
-    return [Datapoint(_key(prefix, n), v, now) for n, v in flatten(payload).items()]
+    prefix = make_key(cp_id, "BootNotification")
+    return [Datapoint(make_key(prefix, n), v, now) for n, v in flatten(payload).items()]
 
 
 def status_notification(cp_id: str, payload: Mapping[str, Any], now: int) -> list[Datapoint]:
     """`…__StatusNotification__<evseId>__connectorStatus`, `…__connectorId`, `…__timestamp`."""
-    prefix = _key(cp_id, "StatusNotification", payload["evseId"])
+    prefix = make_key(cp_id, "StatusNotification", payload["evseId"])
     return [
-        Datapoint(_key(prefix, field), payload[field], now)
+        Datapoint(make_key(prefix, field), payload[field], now)
         for field in ("connectorStatus", "connectorId", "timestamp")
         if field in payload
     ]
@@ -91,15 +91,15 @@ def transaction_event(
     keep theirs), or the time of receipt when it cannot be read."""
     stamp = parse_timestamp(payload.get("timestamp")) or now
     flat = flatten(payload)
-    prefix = _key(cp_id, "TransactionEvent", evse_id)
+    prefix = make_key(cp_id, "TransactionEvent", evse_id)
     points = [
-        Datapoint(_key(prefix, field), flat[field], stamp)
+        Datapoint(make_key(prefix, field), flat[field], stamp)
         for field in TRANSACTION_EVENT_FIELDS
         if field in flat
     ]
     transaction_id = flat.get("transactionInfo.transactionId")
     points.append(
-        Datapoint(_key(cp_id, "MeterValues", evse_id, "transactionId"), transaction_id, stamp)
+        Datapoint(make_key(cp_id, "MeterValues", evse_id, "transactionId"), transaction_id, stamp)
     )
     return points
 
@@ -122,7 +122,7 @@ def variable_key(cp_id: str, component: Mapping[str, Any], variable: Mapping[str
     name = str(variable["name"])
     if variable.get("instance"):
         name += f"({variable['instance']})"
-    return _key(cp_id, "Variable", _component_part(component), name)
+    return make_key(cp_id, "Variable", _component_part(component), name)
 
 
 def sampled_value_from_v2(sampled: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,8 +195,8 @@ def message_fields(
     cp_id: str, action: str, payload: Mapping[str, Any], now: int
 ) -> list[Datapoint]:
     """`<cp>__<Message>__<field>` for every scalar field, flattened with `.`."""
-    prefix = _key(cp_id, action)
-    return [Datapoint(_key(prefix, n), v, now) for n, v in flatten(payload).items()]
+    prefix = make_key(cp_id, action)
+    return [Datapoint(make_key(prefix, n), v, now) for n, v in flatten(payload).items()]
 
 
 def variable_value(text: Any) -> Any:
@@ -268,7 +268,7 @@ def get_variables_result(
 
 
 def stream_key(cp_id: str, stream_id: int, field: str) -> str:
-    return _key(cp_id, "PeriodicEventStream", stream_id, field)
+    return make_key(cp_id, "PeriodicEventStream", stream_id, field)
 
 
 def stream_settings(cp_id: str, stream: Mapping[str, Any], now: int) -> list[Datapoint]:
