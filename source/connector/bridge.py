@@ -22,14 +22,19 @@ from connector.actuators import Actuator, Request, Route
 from connector.core import charging_profiles as cp
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
+from connector.core.key_budget import KeyBudget
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
 from connector.core.transaction_ids import TransactionIds
 from connector.log_flood import LogFloodGuard
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
 from connector.mqtt.cluster import Cluster
+from connector.mqtt.direct import DirectTopics
+from connector.mqtt.discovery import Discovery
 from connector.mqtt.embedded_broker import EmbeddedBroker
+from connector.mqtt.hub import MqttHub
 from connector.mqtt.mqtt_link import KEEPALIVE, MqttLink, MqttOptions
+from connector.mqtt.state import StateStore
 from connector.settings import Settings
 from connector.stations import central_system
 from connector.stations.central_system import CentralSystem, ServerOptions
@@ -124,7 +129,10 @@ class Bridge:
             settings, self.charging, self.commands, self._boot_records.__contains__
         )
         self.broker: EmbeddedBroker | None = None
+        # The broker connection, and its faces (mqtt/face.py).
+        self.mqtt: MqttHub | None = None
         self.bemcom: Bemcom | None = None
+        self.state: StateStore | None = None
         self.central: CentralSystem | None = None
         self._log_handler: MqttLogHandler | None = None
         self._log_flood = LogFloodGuard()
@@ -150,40 +158,11 @@ class Bridge:
                 self.broker.port,
             )
         port = self.broker.port if self.broker else settings.mqtt_broker_port
-        loop = asyncio.get_running_loop()
-        self.bemcom = Bemcom(
-            settings.connector_name,
-            host,
-            port,
-            loop,
-            self.version,
-            on_actuator=self._on_actuator,
-            on_state=self._on_state,
-            mqtt_options=MqttOptions(
-                username=settings.mqtt_broker_username,
-                password=settings.mqtt_broker_password,
-                tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
-                max_queued=settings.mqtt_max_queued,
-                # The embedded broker speaks MQTT 3.1.1 only; no refused MQTT 5 first.
-                mqtt5=not settings.embedded_broker,
-                will=(f"{settings.connector_name}/status", b"offline"),
-                keepalive=CLUSTER_KEEPALIVE if self.instance is not None else KEEPALIVE,
-            ),
-            max_keys_per_station=settings.ocpp_max_keys_per_station,
-            max_key_bytes_per_station=settings.ocpp_max_key_bytes_per_station,
-            instance=self.instance,
-            direct_topics=settings.direct_topics,
-            discovery_prefix=settings.homeassistant_discovery_prefix
-            if settings.homeassistant_discovery
-            else None,
-            offered=self.actuators,
-        )
-        if self.instance is not None:
-            self._start_cluster(host, port, loop)
+        self._start_mqtt(host, port, asyncio.get_running_loop())
+        mqtt = self.mqtt
+        assert mqtt is not None and self.bemcom is not None
         level = logging.DEBUG if settings.debug else logging.INFO
-        self._log_handler = MqttLogHandler(
-            self.bemcom.link, self.bemcom.topic_logs, level, self.instance
-        )
+        self._log_handler = MqttLogHandler(mqtt.link, self.bemcom.topic_logs, level, self.instance)
         logging.getLogger().addHandler(self._log_handler)
         # The console and <name>/logs alike collapse floods of one message.
         self._guarded_handlers = list(logging.getLogger().handlers)
@@ -191,9 +170,9 @@ class Bridge:
         # <name>/logs carries INFO and above (DEBUG with DEBUG=TRUE) of our own
         # loggers, whatever the root logger's level.
         logging.getLogger("connector").setLevel(level)
-        self.bemcom.start()
+        mqtt.start()
         try:
-            await asyncio.wait_for(self.bemcom.ready.wait(), READY_TIMEOUT)
+            await asyncio.wait_for(mqtt.ready.wait(), READY_TIMEOUT)
         except TimeoutError:
             log.warning(
                 "MQTT broker %s:%d not reachable yet; serving stations anyway, values "
@@ -229,22 +208,55 @@ class Bridge:
         )
         await self.central.start()
         self._tasks = [
-            asyncio.create_task(self.bemcom.run_heartbeat(settings.heartbeat_interval)),
-            asyncio.create_task(self.bemcom.run_available_datapoints()),
+            asyncio.create_task(mqtt.run()),
             asyncio.create_task(self._run_log_flood_summaries()),
         ]
-        if self.cluster is not None:
-            self._tasks.append(asyncio.create_task(self.cluster.run_union()))
-            if self.bemcom.ready.is_set():  # the retained claims are in
-                self.cluster.claims_of_earlier_run()
+        if self.cluster is not None and mqtt.ready.is_set():  # the retained claims are in
+            self.cluster.claims_of_earlier_run()
 
-    def _start_cluster(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
-        assert self.bemcom is not None and self.instance is not None
+    def _start_mqtt(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        """The hub, and the faces the settings ask for, in the order they hear messages."""
         settings = self.settings
-        name = settings.connector_name
+        mqtt = self.mqtt = MqttHub(
+            settings.connector_name,
+            host,
+            port,
+            loop,
+            MqttOptions(
+                username=settings.mqtt_broker_username,
+                password=settings.mqtt_broker_password,
+                tls_context=client_context(settings.mqtt_tls_ca) if settings.mqtt_tls else None,
+                max_queued=settings.mqtt_max_queued,
+                # The embedded broker speaks MQTT 3.1.1 only; no refused MQTT 5 first.
+                mqtt5=not settings.embedded_broker,
+                will=(f"{settings.connector_name}/status", b"offline"),
+                keepalive=CLUSTER_KEEPALIVE if self.instance is not None else KEEPALIVE,
+            ),
+            KeyBudget(settings.ocpp_max_keys_per_station, settings.ocpp_max_key_bytes_per_station),
+        )
+        self.state = StateStore(mqtt, self._on_state)
+        mqtt.attach(self.state)
+        if self.instance is not None:
+            self._start_cluster(mqtt, host, port, loop)
+        if settings.direct_topics:
+            mqtt.attach(DirectTopics(mqtt, self._on_actuator))
+        self.bemcom = Bemcom(
+            mqtt, self.version, self._on_actuator, settings.heartbeat_interval, self.instance
+        )
+        mqtt.attach(self.bemcom)
+        # Its entities read the direct topics.
+        if settings.homeassistant_discovery and settings.direct_topics:
+            prefix = settings.homeassistant_discovery_prefix
+            mqtt.attach(Discovery(mqtt, prefix, self.actuators))
+
+    def _start_cluster(
+        self, mqtt: MqttHub, host: str, port: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        assert self.instance is not None
+        name = self.settings.connector_name
         # The main connection's options, with a will of its own (one per connection).
         presence_options = replace(
-            self.bemcom.link.options, will=(f"{name}/instances/{self.instance}", b"offline")
+            mqtt.link.options, will=(f"{name}/instances/{self.instance}", b"offline")
         )
         self._presence = MqttLink(
             host,
@@ -255,11 +267,8 @@ class Bridge:
             lambda topic, payload, retained: None,
             presence_options,
         )
-        self.cluster = Cluster(
-            name, self.instance, self.bemcom.link, self._presence, self._lost, self._gone
-        )
-        self.bemcom.other_topics = self.cluster.topics
-        self.bemcom.on_other = self.cluster.on_message
+        self.cluster = Cluster(mqtt, self.instance, self._presence, self._lost, self._gone)
+        mqtt.attach(self.cluster)
         self._presence.start()
 
     def request_stop(self) -> None:
@@ -281,9 +290,9 @@ class Bridge:
         deadline = loop.time() + SHUTDOWN_TIMEOUT
         if self.cluster is not None:
             self.cluster.goodbye()
-        elif self.bemcom is not None:
+        elif self.mqtt is not None:
             # A single instance is the connector: it goes offline with it.
-            self.bemcom.link.publish(self.bemcom.topic_status, b"offline", qos=1, retain=True)
+            self.mqtt.publish(self.mqtt.topic_status, b"offline", qos=1, retain=True)
         if self.central is not None:
             stations = list(self.central.stations.values())
             self.central.stations.clear()  # their ends are reported here, not twice
@@ -303,15 +312,15 @@ class Bridge:
             await self.central.stop(CLOSE_TIMEOUT / 2)
         for task in self._tasks:
             task.cancel()
-        if self.bemcom is not None:
-            flushed = await self.bemcom.link.flush(max(0.0, deadline - loop.time()))
+        if self.mqtt is not None:
+            flushed = await self.mqtt.link.flush(max(0.0, deadline - loop.time()))
             if not flushed:
-                log.warning("MQTT: %d messages not delivered at shutdown", self.bemcom.link.unacked)
+                log.warning("MQTT: %d messages not delivered at shutdown", self.mqtt.link.unacked)
             self._log_flood.flush()
             self._log_flood.uninstall(self._guarded_handlers)
             if self._log_handler is not None:
                 logging.getLogger().removeHandler(self._log_handler)
-            self.bemcom.stop()
+            self.mqtt.stop()
         if self._presence is not None:
             await self._presence.flush(max(0.1, deadline - loop.time()))
             self._presence.stop()
@@ -326,8 +335,8 @@ class Bridge:
     # ---- stations ----------------------------------------------------
 
     def _publish(self, datapoints: list[dp.Datapoint]) -> None:
-        assert self.bemcom is not None
-        self.bemcom.publish_datapoints(datapoints)
+        assert self.mqtt is not None
+        self.mqtt.publish_datapoints(datapoints)
 
     def _make_station(self, cp_id: str, connection: ServerConnection, version: Version) -> Station:
         # One StationHooks for all stations: they are the same for each.
@@ -349,11 +358,10 @@ class Bridge:
             energy_monotonic=self.settings.ocpp_energy_monotonic,
             id_tags=self.settings.ocpp_id_tags,
             max_frames_per_second=self.settings.ocpp_max_frames_per_second,
-            mqtt_flowing=self.bemcom.link.flowing if self.bemcom is not None else None,
+            mqtt_flowing=self.mqtt.link.flowing if self.mqtt is not None else None,
         )
 
     def _on_connect(self, station: Station) -> None:
-        assert self.bemcom is not None
         if self.cluster is not None:
             station.connection_id = uuid.uuid4().hex
             self.cluster.claim(station.id, station.connection_id)
@@ -392,17 +400,16 @@ class Bridge:
             self._offer_actuators(station, connector_id)
 
     def _offer_actuators(self, station: Station, connector_id: int | None) -> None:
-        assert self.bemcom is not None
+        assert self.mqtt is not None
         for name in self.actuators:
             actuator = actuators.ACTUATORS[name]
             if actuator.offered_on(connector_id, station.version):
                 key = cmd.actuator_key(station.id, name, connector_id)
-                self.bemcom.offer_actuators([key], actuator.example_for(station.version))
+                self.mqtt.offer_actuators([key], actuator.example_for(station.version))
 
     def _next_transaction_id(self) -> int:
         issued = self.transaction_ids.next()
-        assert self.bemcom is not None
-        self.bemcom.publish_state(self._state_transaction_id, issued)
+        self._persist(self._state_transaction_id, issued)
         return issued
 
     def _on_raw_frame(self, cp_id: str, message: str) -> None:
@@ -410,8 +417,8 @@ class Bridge:
         self.bemcom.publish_raw(cp_id, message)
 
     def _persist(self, name: str, value: Any) -> None:
-        assert self.bemcom is not None
-        self.bemcom.publish_state(name, value)
+        assert self.state is not None
+        self.state.publish(name, value)
 
     def _on_state(self, name: str, payload: bytes) -> None:
         """A retained state message (ours, from an earlier run or another instance).
@@ -535,10 +542,10 @@ class Bridge:
     ) -> None:
         """execute_forget_station: the connector's own retained topics."""
         if speaks:
-            assert self.bemcom is not None
-            removed = self.bemcom.forget_direct_topics(target.cp_id)
+            assert self.mqtt is not None
+            removed = self.mqtt.forget_station(target.cp_id)
             log.info(
-                "%s: forgotten: its retained direct topics (%d) and discovery removed",
+                "%s: forgotten: its retained topics (%d: direct topics, discovery) removed",
                 target.cp_id,
                 removed,
             )

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from connector.core.commands import InvalidCommand
 from connector.core.datapoints import Datapoint
+from connector.core.ha_discovery import Control
 from connector.versions import OCPP16, VERSIONS, Family, Feature, Version
 
 
@@ -66,22 +67,6 @@ Prepare = Callable[[Any, Request, int | None], Request | None]
 
 
 @dataclass(frozen=True)
-class HomeAssistant:
-    """A Home Assistant control for the actuator (CONTRACT §10): a `number`,
-    `button` or `switch` on its station key, or on each connector's key."""
-
-    component: str
-    object_id: str  # `{connector}` is filled in for connector keys
-    name: str
-    # Platform fields beyond name, ids, topics, device and availability;
-    # `{state}` in a value is the direct topic of the key below, if any.
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    # The sensor key (after `<cp>__`) whose direct topic shows the state.
-    state_key: str | None = None
-    per_connector: bool = False
-
-
-@dataclass(frozen=True)
 class Actuator:
     name: str
     scope: Scope
@@ -102,7 +87,8 @@ class Actuator:
     by_default: bool = False
     # Offered whenever direct topics are on, whatever OCPP_CONFIG says.
     with_direct_topics: bool = False
-    home_assistant: tuple[HomeAssistant, ...] = ()
+    # Its Home Assistant controls (HOMEASSISTANT_DISCOVERY).
+    home_assistant: tuple[Control, ...] = ()
 
     def example_for(self, version: Version) -> Any:
         """The example of its key in `available_datapoints`, for a station of the version."""
@@ -188,3 +174,13 @@ async def follow_up(station: Any, request: Request, status: str, answer: dict[st
         step = actuator.follow_up.get(station.version.family)
         if step is not None:
             await step(station, request, status, answer)
+
+
+def home_assistant_controls(offered: Iterable[str]) -> list[tuple[str, Control]]:
+    """(actuator, control) for the actuators offered, in the order offered."""
+    return [
+        (name, control)
+        for name in offered
+        if name in ACTUATORS
+        for control in ACTUATORS[name].home_assistant
+    ]

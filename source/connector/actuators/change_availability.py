@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.actuators import Actuator, HomeAssistant, Request, Scope
+from connector.actuators import Actuator, Request, Scope
 from connector.core.commands import InvalidCommand
+from connector.core.ha_discovery import Control
 from connector.versions import Family, Version
 
 
@@ -37,7 +38,7 @@ ACTUATOR = Actuator(
     example="Inoperative",
     builders={Family.OCPP16: build_v16, Family.OCPP2: build_v2},
     home_assistant=(
-        HomeAssistant(
+        Control(
             component="switch",
             object_id="available_{connector}",
             name="Available {connector}",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.actuators import Actuator, HomeAssistant, Request, Scope
+from connector.actuators import Actuator, Request, Scope
 from connector.core.commands import checked_text
+from connector.core.ha_discovery import Control
 from connector.ocpp2.requests import fresh_id
 from connector.versions import Family, Version
 
@@ -34,7 +35,7 @@ ACTUATOR = Actuator(
     builders={Family.OCPP16: build_v16, Family.OCPP2: build_v2},
     away="a session started hours later would surprise",
     home_assistant=(
-        HomeAssistant(
+        Control(
             component="button",
             object_id="start_{connector}",
             name="Start charging {connector}",

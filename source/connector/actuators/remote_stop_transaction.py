@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connector.actuators import Actuator, HomeAssistant, Request, Scope
+from connector.actuators import Actuator, Request, Scope
 from connector.core.commands import checked_text, checked_whole
+from connector.core.ha_discovery import Control
 from connector.versions import Family, Version
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ ACTUATOR = Actuator(
     builders={Family.OCPP16: build_v16, Family.OCPP2: build_v2},
     prepare=prepare,
     home_assistant=(
-        HomeAssistant(
+        Control(
             component="button",
             object_id="stop_{connector}",
             name="Stop charging {connector}",

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.actuators import Actuator, HomeAssistant, Request, Route, Scope
+from connector.actuators import Actuator, Request, Route, Scope
 from connector.core.commands import parse_power_limit
+from connector.core.ha_discovery import STATION_MAX_POWER, Control
 from connector.versions import Family, Version
-
-DEFAULT_MAX_POWER_W = 22_000
 
 
 def build(value: Any, connector_id: int | None, version: Version) -> Request:
@@ -28,14 +27,14 @@ ACTUATOR = Actuator(
     route=Route.LIMIT,
     by_default=True,
     home_assistant=(
-        HomeAssistant(
+        Control(
             component="number",
             object_id="charging_limit",
             name="Charging limit",
             state_key="ChargingLimit__W",
             fields={
                 "min": 0,
-                "max": DEFAULT_MAX_POWER_W,  # or the station's largest EVSE power
+                "max": STATION_MAX_POWER,
                 "step": 1,
                 "mode": "box",
                 "unit_of_measurement": "W",

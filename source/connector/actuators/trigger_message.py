@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.actuators import Actuator, HomeAssistant, Request, Scope
+from connector.actuators import Actuator, Request, Scope
 from connector.core.commands import InvalidCommand
+from connector.core.ha_discovery import Control
 from connector.ocpp2.requests import trigger_names as trigger_names_v2
 from connector.ocpp2.requests import trigger_payload as trigger_payload_v2
 from connector.ocpp16.requests import TRIGGER_MESSAGES as TRIGGER_MESSAGES_V16
@@ -70,7 +71,7 @@ ACTUATOR = Actuator(
     by_default=True,
     away="it asks for current information",
     home_assistant=(
-        HomeAssistant(
+        Control(
             component="button",
             object_id="trigger_meter_values",
             name="Read meter values",

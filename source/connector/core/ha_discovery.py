@@ -9,8 +9,10 @@ and command through their `/set` topics:
   current (`current`, A), voltage (`voltage`, V) and SoC (`battery`, %), each
   as the station first reports it;
 - the limit in force (`power`, W);
-- a `number` for the charging limit in W (its commands go to the station key
-  of execute_send_charging_profile) and a `button` that triggers MeterValues.
+- the controls the actuators offered declare (actuators/: the charging limit
+  as a `number` in W, a `button` that triggers MeterValues, per connector
+  start and stop buttons and an availability switch), commanding through
+  their keys' direct `/set` topics.
 Every entity but `connected` is available when both the station's
 `connected` and `<name>/status` say so (`availability_mode: all`).
 
@@ -22,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from connector.core.datapoints import SEP
@@ -41,6 +45,30 @@ _METERS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("Voltage", "V"): ("voltage", "measurement", "V"),
     ("SoC", "Percent"): ("battery", "measurement", "%"),
 }
+
+
+@dataclass(frozen=True)
+class Control:
+    """A Home Assistant control for an actuator, as the actuator declares it
+    (actuators/): a `number`, `button` or `switch` commanding through the
+    direct `/set` topic of its station key, or of each connector's key."""
+
+    component: str
+    # `{connector}` is filled in for a connector's control.
+    object_id: str
+    name: str
+    # Platform fields beyond name, ids, topics, device and availability.
+    # STATION_MAX_POWER as a value stands for the station's largest power.
+    fields: Mapping[str, Any] = dataclass_field(default_factory=dict)
+    # The sensor key (after `<cp>__`) whose direct topic shows the state;
+    # `{connector}` and `{status_field}` are filled in.
+    state_key: str | None = None
+    per_connector: bool = False
+
+
+# A field value that stands for the largest EVSE power the station reported
+# (DEFAULT_MAX_POWER_W until it reports one).
+STATION_MAX_POWER: Any = object()
 
 
 @dataclass(frozen=True)
@@ -170,55 +198,51 @@ def sensor_entity(name: str, cp_id: str, key: str, boot: dict[str, Any]) -> Enti
     return Entity(component, object_id, config)
 
 
+def control_entity(
+    name: str,
+    cp_id: str,
+    boot: dict[str, Any],
+    actuator: str,
+    control: Control,
+    fill: dict[str, Any],
+) -> Entity:
+    """The entity of one actuator's control. `fill`: `connector` (a connector's
+    control), `status_field`, and `max_power` (for STATION_MAX_POWER)."""
+    direct = f"{name}/direct/"
+    station = sensor_topic(direct, f"{cp_id}{SEP}x")[: -len("/x")]
+    connector = fill.get("connector")
+    object_id = control.object_id.format(**fill)
+    command = f"{station}/{actuator}" + (f"/{connector}" if connector is not None else "")
+    config: dict[str, Any] = {
+        "name": control.name.format(**fill),
+        "unique_id": f"ocpp_{station_object_id(cp_id)}_{object_id}",
+        "command_topic": f"{command}/set",
+    }
+    if control.state_key is not None:
+        state_key = control.state_key.format(**fill)
+        config["state_topic"] = sensor_topic(direct, f"{cp_id}{SEP}{state_key}")
+        config["value_template"] = "{{ value_json.value }}"
+    for platform_field, value in control.fields.items():
+        config[platform_field] = fill.get("max_power") if value is STATION_MAX_POWER else value
+    config["device"] = device(cp_id, boot)
+    config.update(_availability(name, direct, cp_id))
+    return Entity(control.component, object_id, config)
+
+
 def control_entities(
     name: str,
     cp_id: str,
     boot: dict[str, Any],
     max_power_w: float | None,
-    offered: tuple[str, ...] = ("execute_send_charging_profile", "execute_trigger_message"),
+    controls: Sequence[tuple[str, Control]],
 ) -> list[Entity]:
-    """The charging limit (a number) and a button that triggers MeterValues,
-    each where its actuator is offered (OCPP_CONFIG; both are by default)."""
-    direct = f"{name}/direct/"
-    station = sensor_topic(direct, f"{cp_id}{SEP}x")[: -len("/x")]
-    oid = station_object_id(cp_id)
-    common = {"device": device(cp_id, boot), **_availability(name, direct, cp_id)}
-    limit = Entity(
-        "number",
-        "charging_limit",
-        {
-            "name": "Charging limit",
-            "unique_id": f"ocpp_{oid}_charging_limit",
-            "command_topic": f"{station}/execute_send_charging_profile/set",
-            "state_topic": sensor_topic(direct, f"{cp_id}{SEP}ChargingLimit{SEP}W"),
-            "value_template": "{{ value_json.value }}",
-            "min": 0,
-            "max": max_power_w or DEFAULT_MAX_POWER_W,
-            "step": 1,
-            "mode": "box",
-            "unit_of_measurement": "W",
-            "device_class": "power",
-            **common,
-        },
-    )
-    trigger = Entity(
-        "button",
-        "trigger_meter_values",
-        {
-            "name": "Read meter values",
-            "unique_id": f"ocpp_{oid}_trigger_meter_values",
-            "command_topic": f"{station}/execute_trigger_message/set",
-            "payload_press": "4",
-            **common,
-        },
-    )
+    """The station's controls (those not per connector) of the actuators
+    offered, `controls` being (actuator, its control) in the order offered."""
+    fill = {"max_power": max_power_w or DEFAULT_MAX_POWER_W}
     return [
-        entity
-        for entity, actuator in (
-            (limit, "execute_send_charging_profile"),
-            (trigger, "execute_trigger_message"),
-        )
-        if actuator in offered
+        control_entity(name, cp_id, boot, actuator, control, fill)
+        for actuator, control in controls
+        if not control.per_connector
     ]
 
 
@@ -228,63 +252,13 @@ def connector_entities(
     connector: str,
     status_field: str,
     boot: dict[str, Any],
-    offered: tuple[str, ...],
+    controls: Sequence[tuple[str, Control]],
 ) -> list[Entity]:
-    """Per connector (EVSE), for the actuators OCPP_CONFIG offers: start and stop
-    buttons (remote start with the id tag `HomeAssistant`, remote stop of the
-    running transaction) and an availability switch."""
-    direct = f"{name}/direct/"
-    station = sensor_topic(direct, f"{cp_id}{SEP}x")[: -len("/x")]
-    oid = station_object_id(cp_id)
-    common = {"device": device(cp_id, boot), **_availability(name, direct, cp_id)}
-    entities = []
-    if "execute_remote_start_transaction" in offered:
-        entities.append(
-            Entity(
-                "button",
-                f"start_{connector}",
-                {
-                    "name": f"Start charging {connector}",
-                    "unique_id": f"ocpp_{oid}_start_{connector}",
-                    "command_topic": f"{station}/execute_remote_start_transaction/{connector}/set",
-                    "payload_press": "HomeAssistant",
-                    **common,
-                },
-            )
-        )
-    if "execute_remote_stop_transaction" in offered:
-        entities.append(
-            Entity(
-                "button",
-                f"stop_{connector}",
-                {
-                    "name": f"Stop charging {connector}",
-                    "unique_id": f"ocpp_{oid}_stop_{connector}",
-                    "command_topic": f"{station}/execute_remote_stop_transaction/{connector}/set",
-                    "payload_press": "1",
-                    **common,
-                },
-            )
-        )
-    if "execute_change_availability" in offered:
-        entities.append(
-            Entity(
-                "switch",
-                f"available_{connector}",
-                {
-                    "name": f"Available {connector}",
-                    "unique_id": f"ocpp_{oid}_available_{connector}",
-                    "command_topic": f"{station}/execute_change_availability/{connector}/set",
-                    "payload_on": "Operative",
-                    "payload_off": "Inoperative",
-                    # `status` (1.6) or `connectorStatus` (2.x); both say Unavailable.
-                    "state_topic": f"{station}/StatusNotification/{connector}/{status_field}",
-                    "value_template": "{{ 'Inoperative' if value_json.value == 'Unavailable' "
-                    "else 'Operative' }}",
-                    "state_on": "Operative",
-                    "state_off": "Inoperative",
-                    **common,
-                },
-            )
-        )
-    return entities
+    """A connector's (EVSE's) controls of the actuators offered. `status_field`:
+    `status` (1.6) or `connectorStatus` (2.x), where the connector's status is."""
+    fill = {"connector": connector, "status_field": status_field}
+    return [
+        control_entity(name, cp_id, boot, actuator, control, fill)
+        for actuator, control in controls
+        if control.per_connector
+    ]

@@ -1,4 +1,4 @@
-"""Several instances acting as one connector, through the broker (CONTRACT §9).
+"""Several instances acting as one connector, through the broker: a face (face.py).
 
 With CONNECTOR_INSTANCE set, each process is instance n, and the broker is
 the only thing the instances share:
@@ -43,9 +43,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
+from connector.core.available_pacing import available_interval
 from connector.core.ownership import MAX_INSTANCE, Claim, Ownership, decode, encode
 from connector.core.strict_json import dumps
-from connector.mqtt.bemcom import available_interval
+from connector.mqtt.face import Face
+from connector.mqtt.hub import MqttHub
 from connector.mqtt.mqtt_link import MqttLink
 
 log = logging.getLogger(__name__)
@@ -53,35 +55,34 @@ log = logging.getLogger(__name__)
 ONLINE, OFFLINE = b"online", b"offline"
 # s a dead instance's stations get to reconnect elsewhere before they are
 # reported disconnected; with the broker's will (at once after a kill, 1.5
-# keep-alives after a network loss) well within CONTRACT §9's 30 s.
+# keep-alives after a network loss) well within the README's 30 s.
 DEAD_GRACE = 10.0
 # s a claim that takes a station from us must stay the latest, from a running
-# instance, before we close our connection (CONTRACT §9 allows 2 s).
+# instance, before we close our connection (the README allows 2 s).
 CLAIM_CONFIRM = 1.0
 # Connection ids we issued, remembered to tell a forged claim in our name.
 ISSUED_KEPT = 100_000
 
 
-class Cluster:
+class Cluster(Face):
     def __init__(
         self,
-        name: str,
+        hub: MqttHub,
         instance: int,
-        link: MqttLink,
         presence: MqttLink,
         on_lost: Callable[[str], None],
         on_gone: Callable[[str], None],
     ) -> None:
-        """`link`: the main connection (its will sets `<name>/status` offline);
+        """`hub`: the main connection (its will sets `<name>/status` offline);
         `presence`: a connection of its own whose will sets `<name>/instances/<n>`
         offline (MQTT has one will per connection).
         `on_lost(cp)`: another instance took the station; close ours.
         `on_gone(cp)`: a dead instance's station did not come back: report it."""
         self._presence = presence
-        self.name = name
+        name = self.name = hub.name
         self.instance = instance
         self.ownership = Ownership(instance)
-        self._link = link
+        self._link = hub.link
         self._on_lost = on_lost
         self._on_gone = on_gone
         self.topic_owners = f"{name}/owners/"
@@ -98,13 +99,12 @@ class Cluster:
         self._issued: dict[str, None] = {}
         self._confirming: set[str] = set()
 
-    @property
-    def topics(self) -> list[str]:
+    def subscriptions(self) -> list[tuple[str, bool]]:
         return [
-            self.topic_owners + "#",
-            self.topic_instances + "+",
-            self.topic_instances + "+/available_datapoints",
-            self.topic_status,
+            (self.topic_owners + "#", False),
+            (self.topic_instances + "+", False),
+            (self.topic_instances + "+/available_datapoints", False),
+            (self.topic_status, False),
         ]
 
     @property
@@ -163,8 +163,7 @@ class Cluster:
 
     # ---- messages --------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes, retained: bool) -> bool:
-        """True when the message was one of ours."""
+    def message(self, topic: str, payload: bytes, retained: bool) -> bool:
         if topic.startswith(self.topic_owners):
             claim = decode(payload)
             if claim is not None:
@@ -318,7 +317,7 @@ class Cluster:
                 actuator.update(listed["actuator"])
         return {"sensor": sensor, "actuator": actuator}
 
-    async def run_union(self) -> None:
+    async def run(self) -> None:
         """The leader publishes the union of every instance's list, paced by size."""
         while True:
             await self._union_dirty.wait()

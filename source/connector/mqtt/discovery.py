@@ -1,22 +1,25 @@
-"""Publishes Home Assistant discovery (HOMEASSISTANT_DISCOVERY, CONTRACT §10).
+"""Home Assistant discovery (HOMEASSISTANT_DISCOVERY), one face of the connector.
 
 Configurations are retained and published once per entity: when a station
 first reports the key behind it, and again only when the device changes (a
 BootNotification with another model or firmware, or a restart of the
 connector). They are removed (an empty retained message) only when the
-operator asks, with execute_forget_station. core/ha_discovery.py builds them.
+operator asks, with execute_forget_station. core/ha_discovery.py builds them;
+the controls are those the offered actuators declare (actuators/). The
+entities read the direct topics: this face comes with direct.py's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
+from connector import actuators
 from connector.core import ha_discovery as ha
-from connector.core.datapoints import SEP
+from connector.core.datapoints import SEP, Datapoint
 from connector.core.strict_json import dumps
-from connector.mqtt.mqtt_link import MqttLink
+from connector.mqtt.face import Face
+from connector.mqtt.hub import MqttHub
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +34,15 @@ DEVICE_FIELDS = (
 )
 
 
-class Discovery:
-    def __init__(
-        self,
-        link: MqttLink,
-        name: str,
-        prefix: str,
-        value: Callable[[str], Any],
-        offered: tuple[str, ...] = (),
-    ) -> None:
-        """`value(key)`: the latest value of a sensor key, or None; `offered`: the
-        actuators offered (OCPP_CONFIG), for the per-connector controls."""
-        self._offered = offered
-        self._link = link
-        self._name = name
+class Discovery(Face):
+    def __init__(self, hub: MqttHub, prefix: str, offered: tuple[str, ...]) -> None:
+        """`prefix`: HOMEASSISTANT_DISCOVERY_PREFIX; `offered`: the actuators
+        offered, whose controls the devices get."""
+        self._controls = actuators.home_assistant_controls(offered)
+        self._link = hub.link
+        self._name = hub.name
         self._prefix = prefix
-        self._value = value
+        self._value = hub.latest
         # cp -> {config topic: what it was built from: a sensor key, "" for the
         # station's controls, or "<connector>|<status field>" for a connector's}
         self._published: dict[str, dict[str, str]] = {}
@@ -54,6 +50,14 @@ class Discovery:
         # cp -> the largest EVSE power the station reported (2.x `EVSE@<n>.Power`):
         # the charging limit number's maximum.
         self._max_power: dict[str, float] = {}
+
+    def datapoints(self, points: list[Datapoint], new_keys: list[str]) -> None:
+        new = set(new_keys)
+        for key in new_keys:
+            self.new_key(key)
+        for key, _, _ in points:
+            if key not in new:
+                self.value_changed(key)
 
     def _boot(self, cp_id: str) -> dict[str, Any]:
         return {f: self._value(f"{cp_id}{SEP}BootNotification{SEP}{f}") for f in DEVICE_FIELDS}
@@ -85,10 +89,10 @@ class Discovery:
         """The entities made from one source (see _published)."""
         if "|" in source:
             connector, field = source.split("|")
-            return ha.connector_entities(self._name, cp_id, connector, field, boot, self._offered)
+            return ha.connector_entities(self._name, cp_id, connector, field, boot, self._controls)
         if not source:
             maximum = self._max_power.get(cp_id)
-            return ha.control_entities(self._name, cp_id, boot, maximum, self._offered)
+            return ha.control_entities(self._name, cp_id, boot, maximum, self._controls)
         entity = ha.sensor_entity(self._name, cp_id, source, boot)
         return [entity] if entity is not None else []
 
@@ -105,7 +109,7 @@ class Discovery:
             for entity in self._built(cp_id, source, boot):
                 self._publish(cp_id, entity, source)
 
-    def forget(self, cp_id: str) -> int:
+    def forget(self, cp_id: str, keys: list[str]) -> int:
         self._max_power.pop(cp_id, None)
         topics = self._published.pop(cp_id, {})
         self._devices.pop(cp_id, None)

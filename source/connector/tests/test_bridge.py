@@ -318,7 +318,7 @@ def test_away_station_gets_its_limit_and_triggers_are_dropped(
 def test_transactions(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
     async def scenario() -> None:
         async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            assert bridge.bemcom is not None
+            assert bridge.mqtt is not None
             async with (
                 simulated_station(bridge, "CP_1") as one,
                 simulated_station(bridge, "CP_2") as two,
@@ -330,7 +330,7 @@ def test_transactions(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
                 # original connector) maps fine.
                 await one.send_meter_values(1, 60)
                 await one.stop_transaction("EVDisconnected")
-            value = bridge.bemcom.last_value
+            value = bridge.mqtt.last_value
             assert value("CP_1__StartTransaction__1__transactionId") == first
             assert value("CP_1__StartTransaction__1__idTag") == "TAG1"
             assert value("CP_1__MeterValues__1__transactionId") == first

@@ -59,8 +59,8 @@ def test_values_leave_without_nagle_delay(mosquitto: Mosquitto, name: str) -> No
 
     async def scenario() -> None:
         async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            assert bridge.bemcom is not None
-            sock = bridge.bemcom.link._client.socket()
+            assert bridge.mqtt is not None
+            sock = bridge.mqtt.link._client.socket()
             assert sock is not None
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 

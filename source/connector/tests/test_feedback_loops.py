@@ -49,7 +49,7 @@ def log_lines(probe: Probe) -> list[dict[str, Any]]:
 async def mapped(bridge: Any, *fragments: str, probe: Probe) -> None:
     """The map was applied (its log line), and the broker acknowledged its subscriptions."""
     await probe.wait_for_log("datapoint map applied", *fragments)
-    await eventually(lambda: not bridge.bemcom.link.subscribing)
+    await eventually(lambda: not bridge.mqtt.link.subscribing)
 
 
 async def stays(check: Any, seconds: float = QUIET) -> None:
@@ -67,8 +67,8 @@ def test_shared_state_and_command_topic_reaches_the_station_once(
 
     async def scenario() -> None:
         async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            assert bridge.bemcom is not None
-            assert bridge.bemcom.link.protocol == MQTT5
+            assert bridge.mqtt is not None
+            assert bridge.mqtt.link.protocol == MQTT5
             async with simulated_station(bridge, CP) as station:
                 probe.publish(
                     f"{name}/datapoint_map",
@@ -192,9 +192,9 @@ def test_own_check_on_an_mqtt_311_broker(name: str) -> None:
 
     async def scenario() -> None:
         async with running_connector(test_settings(name, broker.port)) as bridge:
-            assert bridge.bemcom is not None
-            await eventually(lambda: bridge.bemcom.link.connected.is_set())  # type: ignore[union-attr]
-            assert bridge.bemcom.link.protocol == MQTT311
+            assert bridge.mqtt is not None
+            await eventually(lambda: bridge.mqtt.link.connected.is_set())  # type: ignore[union-attr]
+            assert bridge.mqtt.link.protocol == MQTT311
             probe = Probe(broker.port, name)
             try:
                 await _own_value_becomes_actuator(probe, name, bridge)
@@ -349,7 +349,7 @@ def test_a_station_over_its_key_budget_is_capped(
     async def scenario() -> None:
         settings = test_settings(name, mosquitto.port, ocpp_max_keys_per_station=budget)
         async with running_connector(settings) as bridge:
-            assert bridge.bemcom is not None
+            assert bridge.mqtt is not None
             probe.map([ENERGY, other_energy])
             async with (
                 simulated_station(bridge, CP) as flood,
@@ -361,7 +361,7 @@ def test_a_station_over_its_key_budget_is_capped(
                 # Meanwhile, another station is served.
                 await other.send_meter_values(1, 3600)
                 await probe.value(other_energy)
-                keys = [k for k in bridge.bemcom.available_sensors if k.startswith(f"{CP}__")]
+                keys = [k for k in bridge.mqtt.available_sensors if k.startswith(f"{CP}__")]
                 assert len(keys) == budget
                 warnings = [m for m in log_lines(probe) if "OCPP_MAX_KEYS_PER_STATION" in m["msg"]]
                 assert len(warnings) == 1

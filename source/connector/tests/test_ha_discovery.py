@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from connector.actuators import home_assistant_controls as controls
 from connector.core import ha_discovery as ha
 from connector.simulator import SimulatorOptions
 from connector.tests.conftest import (
@@ -28,6 +29,8 @@ from connector.tests.conftest import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
+# The station controls OCPP_CONFIG offers when unset.
+DEFAULT_CONTROLS = ("execute_send_charging_profile", "execute_trigger_message")
 
 
 @pytest.mark.parametrize(
@@ -120,7 +123,7 @@ def test_configs_read_direct_topics_and_need_both_availabilities() -> None:
     assert ha.config_topic("homeassistant", "CP", entity) == (
         "homeassistant/sensor/ocpp_CP/power_1/config"
     )
-    limit, button = ha.control_entities("n", "CP", boot, None)
+    limit, button = ha.control_entities("n", "CP", boot, None, controls(DEFAULT_CONTROLS))
     assert limit.component == "number" and limit.config["max"] == 22000
     assert limit.config["command_topic"] == "n/direct/CP/execute_send_charging_profile/set"
     assert (limit.config["min"], limit.config["step"], limit.config["unit_of_measurement"]) == (
@@ -150,7 +153,7 @@ def test_configs_read_direct_topics_and_need_both_availabilities() -> None:
 def test_connector_controls_follow_what_is_offered(
     offered: tuple[str, ...], object_ids: list[str]
 ) -> None:
-    entities = ha.connector_entities("n", "CP", "2", "connectorStatus", {}, offered)
+    entities = ha.connector_entities("n", "CP", "2", "connectorStatus", {}, controls(offered))
     assert [e.object_id for e in entities] == object_ids
     for entity in entities:
         assert entity.config["command_topic"].startswith("n/direct/CP/execute_")
@@ -176,7 +179,7 @@ def test_the_largest_power_comes_from_the_device_model(key: str, value: Any, pow
 
 
 def test_the_limit_maximum_follows_the_station() -> None:
-    limit = ha.control_entities("n", "CP", {}, 11000.0)[0]
+    limit = ha.control_entities("n", "CP", {}, 11000.0, controls(DEFAULT_CONTROLS))[0]
     assert limit.config["max"] == 11000.0
 
 

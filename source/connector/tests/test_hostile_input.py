@@ -529,6 +529,6 @@ def test_extreme_numbers_and_names_over_a_real_websocket(
             assert frame[1] in answered
             assert answered[frame[1]][0] == 3 or answered[frame[1]][2] != "InternalError"
         assert heartbeat_answered(calm)[-1][0] == 3
-    bemcom = background_direct.bridge.bemcom
+    mqtt = background_direct.bridge.mqtt
     # The broker never dropped us: a topic it refuses would have (and a reconnect).
-    assert bemcom is not None and bemcom.link.connected.is_set() and bemcom.link.connects == 1
+    assert mqtt is not None and mqtt.link.connected.is_set() and mqtt.link.connects == 1

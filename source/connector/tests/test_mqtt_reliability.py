@@ -174,8 +174,8 @@ def outage_scenario(
                     await asyncio.sleep(2)
                     stop.set()
                     await asyncio.gather(*senders)
-                    assert bridge.bemcom is not None
-                    link = bridge.bemcom.link
+                    assert bridge.mqtt is not None
+                    link = bridge.mqtt.link
                     await eventually(lambda: link.unacked == 0, timeout=30)
                     # Commands work again after the restart.
                     probe.command(probe.actuator_topic("CP_0__execute_trigger_message"), 3)

@@ -664,8 +664,8 @@ def test_every_station_message_is_answered_and_published(
                     # The answer is what the specification asks for.
                     result = CallResult(f"m{number}", answer[2], action)
                     await validate_payload(result, version)
-                assert bridge.bemcom is not None
-                keys = set(bridge.bemcom.available_sensors)
+                assert bridge.mqtt is not None
+                keys = set(bridge.mqtt.available_sensors)
                 for action in messages:
                     if action in ("NotifyReport", "NotifyEvent"):
                         continue  # variables, checked below
@@ -675,10 +675,10 @@ def test_every_station_message_is_answered_and_published(
                         action = "PeriodicEventStream"
                     assert any(key.startswith(f"{CP}__{action}") for key in keys), action
                 assert (
-                    bridge.bemcom.last_value(k("Variable", "SmartChargingCtrlr", "RateUnit")) == "W"
+                    bridge.mqtt.last_value(k("Variable", "SmartChargingCtrlr", "RateUnit")) == "W"
                 )
-                assert bridge.bemcom.last_value(k("Variable", "EVSE@1", "Power")) == 230
-                assert bridge.bemcom.last_value(k("DataTransfer", "data")) == "[1, 2]"
+                assert bridge.mqtt.last_value(k("Variable", "EVSE@1", "Power")) == 230
+                assert bridge.mqtt.last_value(k("DataTransfer", "data")) == "[1, 2]"
 
     run(scenario())
 
@@ -756,7 +756,7 @@ def test_a_periodic_event_stream_end_to_end(mosquitto: Mosquitto, probe: Probe, 
                 stamps = [m["timestamp"] for m in published]
                 assert stamps[1] - stamps[0] == 1000 and stamps[2] - stamps[1] == 1000
                 assert values["timestamp"] == stamps[2]
-                assert bridge.bemcom.last_value(k("PeriodicEventStream", stream_id, "pending")) == 4  # type: ignore[union-attr]
+                assert bridge.mqtt.last_value(k("PeriodicEventStream", stream_id, "pending")) == 4  # type: ignore[union-attr]
                 # A SEND is never answered, and a bad one is dropped and logged.
                 await station._send(json.dumps([6, "x1", "NotifyPeriodicEventStream", {"id": "?"}]))
                 await probe.wait_for_log(CP, "dropped an invalid NotifyPeriodicEventStream")
@@ -765,8 +765,7 @@ def test_a_periodic_event_stream_end_to_end(mosquitto: Mosquitto, probe: Probe, 
                 probe.command(probe.actuator_topic(get), True)
                 await eventually(
                     lambda: (
-                        bridge.bemcom.last_value(k("PeriodicEventStream", stream_id, "values"))
-                        == 10
+                        bridge.mqtt.last_value(k("PeriodicEventStream", stream_id, "values")) == 10
                     )  # type: ignore[union-attr]
                 )
                 await station.close_stream(stream_id)
@@ -775,7 +774,7 @@ def test_a_periodic_event_stream_end_to_end(mosquitto: Mosquitto, probe: Probe, 
                 await station.stream(77, ["1"])
                 await eventually(
                     lambda: (
-                        bridge.bemcom.available_sensors.get(k("PeriodicEventStream", 77, "value"))
+                        bridge.mqtt.available_sensors.get(k("PeriodicEventStream", 77, "value"))
                         == 1
                     )  # type: ignore[union-attr]
                 )
@@ -801,8 +800,8 @@ def test_stream_values_do_not_hold_up_other_messages(mosquitto: Mosquitto, name:
                     )
                 answer = await exchange(ws, [2, "hb", "Heartbeat", {}])
                 assert answer[:2] == [3, "hb"]
-                assert bridge.bemcom is not None
-                assert bridge.bemcom.last_value(k("PeriodicEventStream", 5, "value")) == 4999
+                assert bridge.mqtt is not None
+                assert bridge.mqtt.last_value(k("PeriodicEventStream", 5, "value")) == 4999
 
     run(scenario())
 
