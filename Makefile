@@ -30,4 +30,5 @@ lint: setup
 	$(BIN)/pip install --quiet --disable-pip-version-check -r source/requirements-dev.txt
 	$(BIN)/ruff check source bench
 	$(BIN)/ruff format --check source bench
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile

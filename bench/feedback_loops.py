@@ -32,7 +32,8 @@ from ocpp.v16.enums import Location, Measurand, Phase
 from paho.mqtt.enums import CallbackAPIVersion
 from websockets.asyncio.client import connect
 
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
 
 NAME = "bench-loops"
 LIMIT = "CP_1__execute_send_charging_profile"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "source"))
 
 from harness import Broker  # noqa: E402
 
-from connector.tests.conftest import Probe  # noqa: E402
+from connector.tests.helpers import Probe  # noqa: E402
 from connector.tests.test_instances import (  # noqa: E402
     LIMIT,
     Site,

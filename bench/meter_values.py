@@ -29,7 +29,8 @@ from harness import (
 )
 from websockets.asyncio.client import connect
 
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
 
 NAME = "bench"
 KEY = "{cp}__MeterValues__1__Power.Active.Import__W"

@@ -27,7 +27,8 @@ import paho.mqtt.client as mqtt
 from harness import Broker, connector, free_port, publish_retained, rss_mib, subscriber
 from websockets.asyncio.client import connect
 
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
 
 NAME = "soak"
 GARBAGE = [

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 from websockets.asyncio.server import ServerConnection
 
-from connector import actuators, gc_policy, log_redaction
+from connector import actuators
 from connector.actuators import Actuator, Request, Route
 from connector.core import charging_profiles as cp
 from connector.core import commands as cmd
@@ -26,7 +26,6 @@ from connector.core.key_budget import KeyBudget
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
 from connector.core.transaction_ids import TransactionIds
-from connector.log_flood import LogFloodGuard
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
 from connector.mqtt.cluster import Cluster
 from connector.mqtt.direct import DirectTopics
@@ -35,6 +34,8 @@ from connector.mqtt.embedded_broker import EmbeddedBroker
 from connector.mqtt.hub import MqttHub
 from connector.mqtt.mqtt_link import KEEPALIVE, MqttLink, MqttOptions
 from connector.mqtt.state import StateStore
+from connector.runtime import gc_policy, log_redaction
+from connector.runtime.log_flood import LogFloodGuard
 from connector.settings import Settings
 from connector.stations import central_system
 from connector.stations.central_system import CentralSystem, ServerOptions
@@ -52,11 +53,12 @@ STATE_TRANSACTION_ID = "last_transaction_id"
 # Keep-alive toward the broker with several instances: a lost instance's will
 # goes out within 1.5 of these, so its stations are reported within 30 s.
 CLUSTER_KEEPALIVE = 10
-# A retained record per OCPP 2.x station whose boot was accepted (CONTRACT §8).
+# A retained record per OCPP 2.x station whose boot was accepted (README "OCPP 2.0.1 and 2.1
+# stations").
 STATE_BOOT_RECORD = "boot_records/"
 # Wait for the retained datapoint map and state before accepting stations.
 READY_TIMEOUT = 5.0
-# SIGTERM ends within this many seconds (CONTRACT §7), whatever stations do:
+# SIGTERM ends within this many seconds (README "Reliability"), whatever stations do:
 # they get CLOSE_TIMEOUT for their closing handshake, then their TCP
 # connections are dropped; MQTT is flushed in what is left.
 SHUTDOWN_TIMEOUT = 4.0
@@ -100,7 +102,7 @@ class Bridge:
         self.settings = settings
         self.version = version
         self.instance = settings.connector_instance
-        # OCPP_CONFIG, and those offered with direct topics (CONTRACT §10).
+        # OCPP_CONFIG, and those offered with direct topics (README "Direct topics").
         self.actuators = settings.ocpp_config + tuple(
             name
             for name, actuator in actuators.ACTUATORS.items()
@@ -116,7 +118,7 @@ class Bridge:
             Route.LOCAL: self._local,
         }
         self.transaction_ids = TransactionIds(instance=self.instance)
-        # Several instances (CONTRACT §9): each keeps its own last id.
+        # Several instances (README "Several instances"): each keeps its own last id.
         self._state_transaction_id = STATE_TRANSACTION_ID + (
             f"@{self.instance}" if self.instance is not None else ""
         )
@@ -448,11 +450,11 @@ class Bridge:
                     payload[:40].decode("utf-8", "replace"),
                 )
             return
-        cp_id = cp_id_of(name)
-        if cp_id is not None and self.charging.restore(cp_id, payload):
+        limited = cp_id_of(name)
+        if limited is not None and self.charging.restore(limited, payload):
             # Kept limits that arrive late (the broker was away at start)
             # still reach a station that is already connected.
-            station = self._station(cp_id)
+            station = self._station(limited)
             if station is not None:
                 station.spawn(self.charging.apply_all(station))
 
@@ -500,7 +502,7 @@ class Bridge:
         target: cmd.ActuatorKey,
         request: Request,
     ) -> None:
-        """A charging limit: every instance remembers it (CONTRACT §9)."""
+        """A charging limit: every instance remembers it (README "Several instances")."""
         limit = request.payload["limit"]
         connector_id = target.connector_id or 0
         if limit is not None:  # a clear is always possible, whatever the strategy
@@ -567,7 +569,7 @@ class Bridge:
         """(our station, if we act on it; whether we speak for it).
 
         One instance: the station if connected, and always True. Several
-        (CONTRACT §9): every instance hears every command, and exactly one
+        (README "Several instances"): every instance hears every command, and exactly one
         acts: the owner, or, for a station held nowhere, the leader, which
         keeps its limit on the broker and logs the WARNING. A station whose
         claim has not come back from the broker yet is not ours yet.

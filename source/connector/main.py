@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.bridge import Bridge
+from connector.runtime.workers import Workers
 from connector.settings import Settings, SettingsError, load_settings
-from connector.workers import Workers
 
 __version__ = "0.9.0"
 

@@ -258,7 +258,7 @@ def parse_ocpp_versions(raw: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    # ---- CONTRACT §1, the BEMCom connector's own ----
+    # ---- README "Configuration", the BEMCom connector's own ----
     connector_name: str = setting(
         "CONNECTOR_NAME", _connector_name, "ocpp-connector", "Prefix of every MQTT topic."
     )
@@ -295,7 +295,7 @@ class Settings:
     ocpp_boot_wait: float = setting(
         "OCPP_BOOT_WAIT", _positive_float, 10.0, "Seconds to wait for a BootNotification."
     )
-    # ---- charging control (CONTRACT §5) ----
+    # ---- charging control (README "Charging control") ----
     ocpp_voltage: float = setting(
         "OCPP_VOLTAGE", _float_in(50, 500), 230.0, "Voltage for W to A, when none is measured."
     )
@@ -317,7 +317,7 @@ class Settings:
     ocpp_energy_monotonic: bool = setting(
         "OCPP_ENERGY_MONOTONIC", _parse_bool, True, "Drop a falling energy register."
     )
-    # ---- security and reliability (CONTRACT §7); secrets are left out of repr() ----
+    # ---- security and reliability (README "Reliability"); secrets are left out of repr() ----
     ocpp_basic_auth: dict[str, str] | None = setting(
         "OCPP_BASIC_AUTH",
         parse_basic_auth,
@@ -379,18 +379,18 @@ class Settings:
     ocpp_compression: bool = setting(
         "OCPP_COMPRESSION", _parse_bool, False, "permessage-deflate toward stations."
     )
-    # ---- OCPP 2.x (CONTRACT §8) ----
+    # ---- OCPP 2.x (README "OCPP 2.0.1 and 2.1 stations") ----
     ocpp_versions: tuple[str, ...] = setting(
         "OCPP_VERSIONS", parse_ocpp_versions, OCPP_SUBPROTOCOLS, "Subprotocols offered."
     )
-    # ---- several instances (CONTRACT §9) ----
+    # ---- several instances (README "Several instances") ----
     connector_instance: int | None = setting(
         "CONNECTOR_INSTANCE", _int_in(0, 63), None, "This process's instance number."
     )
     ocpp_workers: int = setting(
         "OCPP_WORKERS", _int_in(1, 64), 1, "Instances to start on this machine."
     )
-    # ---- standalone use (CONTRACT §10) ----
+    # ---- standalone use (README "Direct topics") ----
     mqtt_direct_topics: bool = setting(
         "MQTT_DIRECT_TOPICS", _parse_bool, False, "Every key on its own topic, and /set."
     )

@@ -36,6 +36,8 @@ class Feature(StrEnum):
 class Version:
     # The ocpp library's name of the version, which its schemas and enums use.
     name: str
+    # The ocpp library's module for the version (its call and call_result classes).
+    library: str
     subprotocol: str
     family: Family
     # `module:Class` of the station adapter and of the simulated station
@@ -86,6 +88,7 @@ def _load(path: str) -> Any:
 
 OCPP16 = Version(
     name="1.6",
+    library="ocpp.v16",
     subprotocol="ocpp1.6",
     family=Family.OCPP16,
     station="connector.ocpp16.station:StationV16",
@@ -111,6 +114,7 @@ _PAYLOAD_CODES_2X = {
 }
 OCPP201 = Version(
     name="2.0.1",
+    library="ocpp.v201",
     subprotocol="ocpp2.0.1",
     family=Family.OCPP2,
     station="connector.ocpp2.station:StationV201",
@@ -122,6 +126,7 @@ OCPP201 = Version(
 )
 OCPP21 = Version(
     name="2.1",
+    library="ocpp.v21",
     subprotocol="ocpp2.1",
     family=Family.OCPP2,
     station="connector.ocpp2.station:StationV21",

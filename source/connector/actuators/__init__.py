@@ -1,4 +1,5 @@
-"""The actuators (CONTRACT §3, §6, §8): one declaration each, one module each.
+"""The actuators: one declaration each, one module each (README "Actuators",
+"OCPP 2.0.1 and 2.1 stations").
 
 An actuator module declares `ACTUATOR = Actuator(...)`: its name, the keys it
 is offered on, an example value, one request builder per version family

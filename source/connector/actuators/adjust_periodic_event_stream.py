@@ -1,4 +1,5 @@
-"""execute_adjust_periodic_event_stream: `{"id", "interval"?, "values"?}` (CONTRACT §8, 2.1)."""
+"""execute_adjust_periodic_event_stream: `{"id", "interval"?, "values"?}` (README "OCPP 2.0.1 and
+2.1 stations", "MQTT topics".1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""execute_change_availability: Operative or Inoperative (CONTRACT §6, §8)."""
+"""execute_change_availability: Operative or Inoperative (README "Actuators", "OCPP 2.0.1 and 2.1
+stations")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """execute_change_configuration: `Key=Value` (1.6), `<component>.<variable>=<value>`
-(2.x) (CONTRACT §6, §8). The value in force is read back afterwards."""
+(2.x) (README "Actuators", "OCPP 2.0.1 and 2.1 stations"). The value in force is read back
+afterwards."""
 
 from __future__ import annotations
 

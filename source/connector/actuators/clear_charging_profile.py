@@ -1,4 +1,4 @@
-"""execute_clear_charging_profile: clear the profiles the connector set (CONTRACT §6).
+"""execute_clear_charging_profile: clear the profiles the connector set (README "Actuators").
 
 Charging control sends the clears, by the ids it set, and forgets the kept
 limit with them.

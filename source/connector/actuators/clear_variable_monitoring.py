@@ -1,4 +1,4 @@
-"""execute_clear_variable_monitoring: a monitor id (CONTRACT §8)."""
+"""execute_clear_variable_monitoring: a monitor id (README "OCPP 2.0.1 and 2.1 stations")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""execute_data_transfer: `{"vendorId", "messageId"?, "data"?}` (CONTRACT §6, §8)."""
+"""execute_data_transfer: `{"vendorId", "messageId"?, "data"?}` (README "Actuators", "OCPP 2.0.1
+and 2.1 stations")."""
 
 from __future__ import annotations
 

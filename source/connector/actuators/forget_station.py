@@ -1,5 +1,5 @@
 """execute_forget_station: remove what the connector keeps on the broker for a
-station: its retained direct topics and discovery (CONTRACT §10). No OCPP call;
+station: its retained direct topics and discovery (README "Direct topics"). No OCPP call;
 offered on every station key whenever direct topics are on."""
 
 from __future__ import annotations

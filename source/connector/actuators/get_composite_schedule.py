@@ -1,4 +1,5 @@
-"""execute_get_composite_schedule: a duration in s (CONTRACT §6, §8).
+"""execute_get_composite_schedule: a duration in s (README "Actuators", "OCPP 2.0.1 and 2.1
+stations").
 
 The first period's limit goes to `<cp>__CompositeSchedule__<connectorId>__limit`.
 """

@@ -1,5 +1,5 @@
-"""execute_get_configuration: a key, or empty for all (CONTRACT §6; 2.x: a variable,
-or empty for the full inventory, §8)."""
+"""execute_get_configuration: a key, or empty for all (README "Actuators"; 2.x: a variable,
+or empty for the full inventory, README "OCPP 2.0.1 and 2.1 stations")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""execute_get_diagnostics: a URL to upload to (CONTRACT §6; 2.x: GetLog, §8)."""
+"""execute_get_diagnostics: a URL to upload to (README "Actuators"; 2.x: GetLog)."""
 
 from __future__ import annotations
 

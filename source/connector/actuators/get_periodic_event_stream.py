@@ -1,4 +1,5 @@
-"""execute_get_periodic_event_stream: any value (CONTRACT §8, 2.1); the streams go to
+"""execute_get_periodic_event_stream: any value (README "OCPP 2.0.1 and 2.1 stations", "MQTT
+topics".1); the streams go to
 `<cp>__PeriodicEventStream__<id>__…`."""
 
 from __future__ import annotations

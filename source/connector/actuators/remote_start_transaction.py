@@ -1,4 +1,5 @@
-"""execute_remote_start_transaction: start a session with an id tag (CONTRACT §6, §8)."""
+"""execute_remote_start_transaction: start a session with an id tag (README "Actuators", "OCPP
+2.0.1 and 2.1 stations")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""execute_remote_stop_transaction: stop a session (CONTRACT §6, §8).
+"""execute_remote_stop_transaction: stop a session (README "Actuators", "OCPP 2.0.1 and 2.1
+stations").
 
 The station key takes a transaction id; a connector key (any value) stops
 the transaction running there, which `prepare` looks up when it is sent.

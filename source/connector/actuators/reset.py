@@ -1,4 +1,4 @@
-"""execute_reset: Soft or Hard (CONTRACT §6; 2.x: OnIdle, Immediate, §8)."""
+"""execute_reset: Soft or Hard (README "Actuators"; 2.x: OnIdle, Immediate)."""
 
 from __future__ import annotations
 

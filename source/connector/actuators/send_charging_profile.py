@@ -1,4 +1,5 @@
-"""execute_send_charging_profile: the power limit in W (CONTRACT §3, §5, §8).
+"""execute_send_charging_profile: the power limit in W (README "Datapoint keys", "Charging
+control", "OCPP 2.0.1 and 2.1 stations").
 
 The value is checked here; charging control (stations/charging_control.py)
 plans the profiles for the station, keeps the limit while it is away, and

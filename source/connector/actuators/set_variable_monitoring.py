@@ -1,4 +1,5 @@
-"""execute_set_variable_monitoring: a periodic monitor, and a 2.1 stream with it (CONTRACT §8)."""
+"""execute_set_variable_monitoring: a periodic monitor, and a 2.1 stream with it (README "OCPP
+2.0.1 and 2.1 stations")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from connector.ocpp2.mapping import variable_key
 from connector.versions import Family, Feature, Version
 
 MONITOR_TYPES = ("Periodic", "PeriodicClockAligned")
-DEFAULT_SEVERITY = 8  # "Debug", as CONTRACT §8 asks when none is given
+DEFAULT_SEVERITY = 8  # "Debug", as README "OCPP 2.0.1 and 2.1 stations" asks when none is given
 MAX_INTERVAL_S = 7 * 24 * 3600
 
 

@@ -1,4 +1,5 @@
-"""execute_trigger_message: ask the station for a message (CONTRACT §3, §8).
+"""execute_trigger_message: ask the station for a message (README "Datapoint keys", "OCPP 2.0.1 and
+2.1 stations").
 
 `0`-`5` name one message in each version's words; any trigger name of the
 station's version is taken too. The station key sends no connector (EVSE);
@@ -18,7 +19,7 @@ from connector.ocpp16.requests import TRIGGER_MESSAGES as TRIGGER_MESSAGES_V16
 from connector.ocpp16.requests import trigger_payload as trigger_payload_v16
 from connector.versions import Family, Version
 
-# 0-5 of CONTRACT §3 and §8, in each family's words.
+# 0-5 of README "Datapoint keys", "OCPP 2.0.1 and 2.1 stations", in each family's words.
 NUMBERED: dict[Family, tuple[str, ...]] = {
     Family.OCPP16: TRIGGER_MESSAGES_V16,
     Family.OCPP2: (

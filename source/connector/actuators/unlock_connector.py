@@ -1,4 +1,5 @@
-"""execute_unlock_connector: any value, on a connector key (CONTRACT §6, §8)."""
+"""execute_unlock_connector: any value, on a connector key (README "Actuators", "OCPP 2.0.1 and 2.1
+stations")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""execute_update_firmware: a URL, to be retrieved now (CONTRACT §6, §8)."""
+"""execute_update_firmware: a URL, to be retrieved now (README "Actuators", "OCPP 2.0.1 and 2.1
+stations")."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ _LIST_SEPARATORS = re.compile(r"[\s,;|\[\]\"']+")
 class Capabilities:
     """What a station said about itself; None where it said nothing usable."""
 
-    # CONTRACT §5: a missing rate unit key means Current.
+    # README "Charging control": a missing rate unit key means Current.
     rate_units: frozenset[str] = frozenset({"A"})
     max_stack_level: int | None = None
     number_of_connectors: int | None = None

@@ -1,6 +1,6 @@
 """Pure: a power limit in W -> the charging profiles a station will accept.
 
-CONTRACT §5. Nothing here does I/O; charging_control.py sends what this
+README "Charging control". Nothing here does I/O; charging_control.py sends what this
 module plans and reports the outcome.
 
 - Unit: W when the station allows Power, otherwise A = W / (V x phases),

@@ -1,6 +1,6 @@
 """Pure, version-neutral: datapoint keys and values, and meter values.
 
-No I/O here. Keys follow CONTRACT §3: `<cp>__<Name>[__<connectorId>][__<field>]`.
+No I/O here. Keys follow README "Datapoint keys": `<cp>__<Name>[__<connectorId>][__<field>]`.
 Meter values are mapped from the neutral shape of a sampled value (OCPP
 1.6's: `value` as sent, `measurand`, `phase`, `location`, `unit`), into
 which each version family brings its own (ocpp16/mapping.py takes 1.6's as
@@ -12,7 +12,7 @@ skip it and say why.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -215,7 +215,7 @@ def convert_value(measurand: str, unit: Any, value: float) -> int | float | None
 def meter_values(
     cp_id: str,
     connector_id: int,
-    meter_value: list[Mapping[str, Any]],
+    meter_value: Sequence[Mapping[str, Any]],
     now: int,
     transaction_id: int | str | None = None,
 ) -> Mapped:

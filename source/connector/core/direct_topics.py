@@ -1,4 +1,4 @@
-"""Pure: datapoint keys <-> the direct topics of CONTRACT §10 (MQTT_DIRECT_TOPICS).
+"""Pure: datapoint keys <-> the direct topics of README "Direct topics" (MQTT_DIRECT_TOPICS).
 
 - A sensor key `<cp>__<a>__<b>` is published on `<name>/direct/<cp>/<a>/<b>`.
 - A command on `<name>/direct/<cp>/<actuator>[/<connectorId>]/set` is the

@@ -1,6 +1,6 @@
 """Pure: the voltage and the number of phases a station's meter values show.
 
-Used to turn a limit in W into A for stations that only accept A (CONTRACT §5).
+Used to turn a limit in W into A for stations that only accept A (README "Charging control").
 
 - Voltage: the latest phase-to-neutral (or unlabelled) Voltage between 50 and
   500 V. Phase-to-phase readings (`L1-L2`, 400 V) would overstate it.
@@ -14,7 +14,7 @@ Used to turn a limit in W into A for stations that only accept A (CONTRACT §5).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ class Measured:
     phases: int | None = None
 
 
-def measure(meter_value: list[Mapping[str, Any]]) -> Measured:
+def measure(meter_value: Sequence[Mapping[str, Any]]) -> Measured:
     """What the latest entries of one MeterValues say; None where they say nothing."""
     voltage: float | None = None
     phases: int | None = None
@@ -68,10 +68,10 @@ def measure(meter_value: list[Mapping[str, Any]]) -> Measured:
                 readings = per_phase.setdefault(measurand, {})
                 readings[_PHASES[phase]] = max(readings.get(_PHASES[phase], 0.0), value)
         for measurand, carrying_at in _PHASE_SOURCES:
-            readings = per_phase.get(measurand)
-            if readings:
-                carrying = [p for p, v in readings.items() if v >= carrying_at]
-                phases = len(carrying) if carrying else len(readings)
+            found = per_phase.get(measurand)
+            if found:
+                carrying = [p for p, v in found.items() if v >= carrying_at]
+                phases = len(carrying) if carrying else len(found)
                 break
     return Measured(voltage, phases)
 

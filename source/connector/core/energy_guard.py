@@ -1,4 +1,4 @@
-"""Drops implausible falls of the energy register (CONTRACT §5).
+"""Drops implausible falls of the energy register (README "Charging control").
 
 Stations glitch: a register that reads 0 for one sample, or a session value
 reported where the register belongs. Passed on, one such value makes a

@@ -1,4 +1,4 @@
-"""Pure: Home Assistant MQTT discovery for each station (CONTRACT §10).
+"""Pure: Home Assistant MQTT discovery for each station (README "Home Assistant in five minutes").
 
 One device per station (name = its id; manufacturer, model and firmware from
 its BootNotification), whose entities read the direct topics (direct_topics.py)

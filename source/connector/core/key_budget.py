@@ -39,7 +39,7 @@ ENTRY_OVERHEAD = EXAMPLE_MAX_BYTES + 4
 
 def station_of(key: str) -> str:
     """The station id of a key: ids never contain the separator nor end in `_`
-    (CONTRACT §3), so the first separator ends the id."""
+    (README "Datapoint keys"), so the first separator ends the id."""
     return key.split(SEP, 1)[0]
 
 
@@ -63,7 +63,7 @@ def example(value: Any) -> Any:
         return value  # nearly always: C-speed checks only
     if _plain(value):
         return value[: EXAMPLE_MAX_BYTES - 8] + "…"
-    size, kept = 2, []
+    size, kept = 2, list[str]()
     for char in value:
         size += _json_bytes(char)
         if size > EXAMPLE_MAX_BYTES - 6:

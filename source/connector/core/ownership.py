@@ -1,4 +1,5 @@
-"""Pure: which instance serves a station, decided by the broker's order (CONTRACT §9).
+"""Pure: which instance serves a station, decided by the broker's order (README "Several
+instances").
 
 Several instances share one broker and nothing else. An instance that
 accepts a station publishes a claim on `<name>/owners/<cp>`; every instance

@@ -5,7 +5,7 @@ Two sources make an id safe after a restart, even without a volume:
   connector starts above anything it issued at up to one id per second;
 - the last id issued, kept retained on the broker and handed to `observe`.
 
-Several instances (CONTRACT §9) need no shared counter, which an instance's
+Several instances (README "Several instances") need no shared counter, which an instance's
 death could block: instance n issues only ids with id % 64 == n, above its
 own last id and the clock. One id in 64 per instance still lasts until 2088
 at up to one session a minute per instance, and above that the ids simply run

@@ -76,11 +76,11 @@ class Discovery(Face):
             self._max_power[cp_id] = power
             for entity in self._built(cp_id, "", boot):
                 self._publish(cp_id, entity, "")
-        entity = ha.sensor_entity(self._name, cp_id, key, boot)
-        if entity is not None:
-            self._publish(cp_id, entity, key)
+        sensor = ha.sensor_entity(self._name, cp_id, key, boot)
+        if sensor is not None:
+            self._publish(cp_id, sensor, key)
             parts = key.split(SEP)
-            if entity.object_id.startswith("status_") and parts[2] != "0":
+            if sensor.object_id.startswith("status_") and parts[2] != "0":
                 source = f"{parts[2]}|{parts[3]}"
                 for control in self._built(cp_id, source, boot):
                     self._publish(cp_id, control, source)

@@ -129,8 +129,8 @@ class MqttHub:
         for index, point in enumerate(datapoints):
             key, value, timestamp = point
             keep = True
-            if (value.__class__ is float and not math.isfinite(value)) or (  # type: ignore[arg-type]
-                value.__class__ is int and not -(2**63) <= value < 2**64  # type: ignore[operator]
+            if (value.__class__ is float and not math.isfinite(value)) or (
+                value.__class__ is int and not -(2**63) <= value < 2**64
             ):
                 log.warning("%s: skipped %s: not a finite number of 64 bits", key, shown(value))
                 keep = False

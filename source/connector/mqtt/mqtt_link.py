@@ -95,7 +95,7 @@ READ_CHUNK = 16384
 # Publishes waiting while connected beyond which stations are read more
 # slowly (`flowing` clears), and below which they are read at speed again.
 # While the broker is away stations are read as ever: values wait, up to
-# MQTT_MAX_QUEUED (CONTRACT §7).
+# MQTT_MAX_QUEUED (README "Reliability").
 BACKPRESSURE_HIGH = 20_000
 BACKPRESSURE_LOW = 10_000
 MQTT5 = "5"
@@ -425,8 +425,9 @@ class MqttLink:
     def _write_now(self, client: mqtt.Client, sock: Any) -> None:
         self._write_scheduled = False
         self._writable(client)
-        if client.want_write() and client.socket() is sock:
-            self._loop.add_writer(sock, self._writable, client)
+        current = client.socket()
+        if client.want_write() and current is not None and current is sock:
+            self._loop.add_writer(current, self._writable, client)
 
     def _paho_on_socket_unregister_write(
         self, client: mqtt.Client, userdata: Any, sock: Any
@@ -637,7 +638,7 @@ class MqttLink:
             result, mid = self._client.subscribe([(t, options) for t in topics])
         else:
             result, mid = self._client.subscribe([(t, qos) for t in topics])
-        if result == mqtt.MQTT_ERR_SUCCESS:
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
             with self._lock:
                 # The SUBACK may have beaten us here, as acks do for publishes.
                 if mid in self._subacked_early:
@@ -732,7 +733,7 @@ class MqttLink:
     def _paho_on_message(
         self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
     ) -> None:
-        self._on_message(message.topic, message.payload, bool(message.retain))
+        self._on_message(message.topic, bytes(message.payload), bool(message.retain))
 
     def _paho_on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any

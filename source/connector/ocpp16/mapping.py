@@ -1,4 +1,4 @@
-"""Pure: OCPP 1.6 payloads (wire names, camelCase) -> datapoints (CONTRACT §3).
+"""Pure: OCPP 1.6 payloads (wire names, camelCase) -> datapoints (README "Datapoint keys").
 
 Payloads reaching these functions have passed the OCPP 1.6 JSON schema. Meter
 values are in the neutral shape already (core/datapoints.py maps them).

@@ -1,4 +1,5 @@
-"""The OCPP 1.6J adapter: 1.6 messages in, 1.6 requests out (CONTRACT §3 to §6).
+"""The OCPP 1.6J adapter: 1.6 messages in, 1.6 requests out (README "Datapoint keys", "Robustness
+toward stations", "Charging control", "Actuators").
 
 Handlers take the validated wire payload and return the wire answer; the
 core (station.py) receives, validates and answers. Transaction ids are ours

@@ -1,4 +1,5 @@
-"""OCPP 2.0.1/2.1 payloads -> the datapoint keys of CONTRACT §8 (pure, no I/O).
+"""OCPP 2.0.1/2.1 payloads -> the datapoint keys of README "OCPP 2.0.1 and 2.1 stations" (pure, no
+I/O).
 
 The same things get the same keys as for a 1.6 station: in every key, the
 position of 1.6's connectorId holds the EVSE id (0 is the station), meter
@@ -187,7 +188,7 @@ def meter_values_v2(
     transaction_id: str | None = None,
 ) -> Mapped:
     """2.x MeterValues (or TransactionEvent.meterValue): the same keys as 1.6,
-    with the EVSE id where 1.6 has the connector id (CONTRACT §8)."""
+    with the EVSE id where 1.6 has the connector id (README "OCPP 2.0.1 and 2.1 stations")."""
     return meter_values(cp_id, evse_id, entries_v16(meter_value), now, transaction_id)
 
 

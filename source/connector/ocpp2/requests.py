@@ -1,5 +1,5 @@
 """Pure: the parts of OCPP 2.0.1/2.1 requests that more than one place builds
-(CONTRACT §8): variable paths, charging profiles, triggers, fresh ids.
+(README "OCPP 2.0.1 and 2.1 stations"): variable paths, charging profiles, triggers, fresh ids.
 
 Each actuator builds its own request (actuators/), from these where 2.x needs
 them. Nothing here does I/O.
@@ -37,7 +37,7 @@ PURPOSES = {"ChargePointMaxProfile": "ChargingStationMaxProfile"}
 
 
 # `<component>[(<instance>)][@<evse>[.<connector>]].<variable>[(<instance>)]`, the
-# key syntax of CONTRACT §8 with a `.` between component and variable.
+# key syntax of README "OCPP 2.0.1 and 2.1 stations" with a `.` between component and variable.
 _VARIABLE_PATH = re.compile(
     r"^(?P<component>[A-Za-z0-9_\-]{1,50})(?:\((?P<component_instance>[^()]{1,50})\))?"
     r"(?:@(?P<evse>\d{1,4})(?:\.(?P<connector>\d{1,4}))?)?"

@@ -1,4 +1,5 @@
-"""The OCPP 2.0.1 and 2.1 adapter: 2.x messages in, 2.x requests out (CONTRACT §8).
+"""The OCPP 2.0.1 and 2.1 adapter: 2.x messages in, 2.x requests out (README "OCPP 2.0.1 and 2.1
+stations").
 
 2.0.1 and 2.1 share every handler here; 2.1 adds the periodic event
 streams. Handlers take the validated wire payload (camelCase) and return
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 # a station cannot grow memory without end.
 MAX_TRACKED = 256
 
-# Learning (CONTRACT §8): the smart charging variables, read with GetVariables.
+# Learning (README "OCPP 2.0.1 and 2.1 stations"): the smart charging
+# variables, read with GetVariables.
 SMART_CHARGING_ENABLED = "SmartChargingCtrlr.Enabled"
 RATE_UNIT = "SmartChargingCtrlr.RateUnit"
 PROFILE_STACK_LEVEL = "SmartChargingCtrlr.ProfileStackLevel"

@@ -8,9 +8,9 @@ Handshakes are refused before the upgrade:
 - HTTP 400 when the id is empty, longer than 64 characters, holds `__` or a
   control character, ends in `_` (`CP1_`'s keys `CP1___…` would read as
   CP1's), or when the station offers none of the subprotocols in
-  OCPP_VERSIONS (CONTRACT §3 and §8);
+  OCPP_VERSIONS (README "Datapoint keys", "OCPP 2.0.1 and 2.1 stations");
 - HTTP 401 when the id is not allowed, the Basic credentials are wrong
-  (CONTRACT §7, Security Profile 1), or, under Security Profile 3, the
+  (README "Security", Security Profile 1), or, under Security Profile 3, the
   client certificate's subject CN is not the station id (a certificate
   proves who the station is, so it must name the id it connects as).
 A station that offers several subprotocols gets the newest one we offer.
@@ -65,7 +65,7 @@ class ServerOptions:
     compression: bool = False
     # OCPP_VERSIONS, oldest first.
     subprotocols: tuple[str, ...] = SUBPROTOCOLS
-    # SO_REUSEPORT: OCPP_WORKERS processes share the port (CONTRACT §9).
+    # SO_REUSEPORT: OCPP_WORKERS processes share the port (README "Several instances").
     reuse_port: bool = False
     # Handshakes in progress from one address at most (OCPP_MAX_CONNECTIONS times
     # OCPP_HANDSHAKE_SHARE_PER_ADDRESS); 0: no limit.
@@ -251,7 +251,7 @@ class CentralSystem:
         # A dead peer is reported when its TCP connection is gone: a ping, no
         # pong within half an interval, then at most half an interval (10 s at
         # most) for the closing handshake before the connection is dropped.
-        # Together within two ping intervals, as CONTRACT §7 asks.
+        # Together within two ping intervals, as README "Reliability" asks.
         ping = options.ping_interval or None
         half = ping / 2 if ping else None
         self._server = await serve(
@@ -371,8 +371,8 @@ class CentralSystem:
             )
 
     def _select_subprotocol(self, connection: ServerConnection, offered: Any) -> Any:
-        # websockets' default picks by the station's order; CONTRACT §8 asks
-        # for the newest version both sides speak.
+        # websockets' default picks by the station's order; README "OCPP 2.0.1 and
+        # 2.1 stations" asks for the newest version both sides speak.
         return choose_subprotocol(list(offered), self.options.subprotocols)
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Puts the charging limits users ask for in force on their stations (CONTRACT §5).
+"""Puts the charging limits users ask for in force on their stations (README "Charging control").
 
 charging_profiles.py plans what to send; this module sends it, falls back,
 reports one `<cp>__SetChargingProfile__status` with the final outcome, and
@@ -103,7 +103,7 @@ class ChargingControl:
         speaks: bool = True,
     ) -> None:
         """`speaks`: False on an instance that neither holds the station nor
-        speaks for stations held nowhere (CONTRACT §9): it only remembers the
+        speaks for stations held nowhere (README "Several instances"): it only remembers the
         limit, for when the station connects to it."""
         if (
             limit is not None

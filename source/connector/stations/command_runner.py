@@ -1,4 +1,4 @@
-"""Sends the commands of CONTRACT §6 to a station and publishes what comes back.
+"""Sends the commands of README "Actuators" to a station and publishes what comes back.
 
 Every outcome becomes `<cp>__<Command>__status` (station.command does that);
 what an answer carries, and what follows it (a configuration read back, so

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ocpp.messages import Call, CallError, CallResult
 
@@ -71,7 +71,7 @@ class Send:
     payload: dict[str, Any]
 
 
-Message = Call | CallResult | CallError | CallResultError | Send
+Message: TypeAlias = Call | CallResult | CallError | CallResultError | Send
 
 
 def parse_frame(raw: str | bytes, version: Version = OCPP16) -> Message | FrameError:

@@ -1,4 +1,4 @@
-"""Pure: who may connect (OCPP 1.6 Security Profile 1, CONTRACT §7).
+"""Pure: who may connect (OCPP 1.6 Security Profile 1, README "Security").
 
 HTTP Basic credentials: the username is the station's id, the password the
 one configured for it. Compared in constant time, as bytes, so a password

@@ -1,4 +1,5 @@
-"""What happens after a station connects or boots (CONTRACT §5 and §8).
+"""What happens after a station connects or boots (README "Charging control", "OCPP 2.0.1 and 2.1
+stations").
 
 1. If no BootNotification arrives within OCPP_BOOT_WAIT (10 s) of a connect:
    - OCPP 1.6: trigger BootNotification and StatusNotification: some

@@ -1,4 +1,4 @@
-"""Pure, table-driven tests of the actuators of CONTRACT §6."""
+"""Pure, table-driven tests of the actuators of README "Actuators"."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def test_the_readme_describes_every_actuator(name: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"`{name}`" in readme
     for row in rows:
-        if row[1] in SCOPES:  # the table of CONTRACT §6: its keys
+        if row[1] in SCOPES:  # the table of README "Actuators": its keys
             assert SCOPES[row[1]] is actuator.scope, row
     versions = [v.name for v in VERSIONS if actuator.serves(v)]
     if Family.OCPP2 in actuator.builders and actuator.route is not Route.LOCAL:

@@ -1,9 +1,9 @@
-"""The quirk matrix of CONTRACT §5, end to end.
+"""The quirk matrix of README "Charging control", end to end.
 
 Each case is a simulated station with one behaviour of real chargers, behind
 real WebSockets, with a real Mosquitto. A power limit is published on the
 mapped actuator topic, and each case shows:
-- the profile the station receives, as CONTRACT §5 says;
+- the profile the station receives, as README "Charging control" says;
 - `SetChargingProfile__status` and `ChargingLimit…` telling the truth;
 - the limit in force, as the simulated station works it out from the
   profiles it accepted;
@@ -19,15 +19,16 @@ from typing import Any
 
 import pytest
 
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
-from connector.tests.conftest import (
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
+from connector.tests.helpers import (
     Mosquitto,
     Probe,
+    StartConnector,
+    StartStation,
+    connector_settings,
     eventually,
-    run,
     running_connector,
-    simulated_station,
-    test_settings,
 )
 
 pytestmark = pytest.mark.broker
@@ -225,147 +226,140 @@ def expected_summaries(case: Case, station: SimulatedChargePoint) -> list[tuple[
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
-def test_the_limit_ends_up_in_force(
-    mosquitto: Mosquitto, probe: Probe, name: str, case_id: str
+async def test_the_limit_ends_up_in_force(
+    mosquitto: Mosquitto, probe: Probe, name: str, case_id: str, start_station: StartStation
 ) -> None:
     case = CASES[case_id]
     connector_id = case.connector_id
     target = 1 if connector_id == 0 else connector_id  # where the power flows
-    settings = test_settings(name, mosquitto.port, **case.settings)
+    settings = connector_settings(name, mosquitto.port, **case.settings)
 
-    async def scenario() -> None:
-        probe.map(
-            sensors=[STATUS, limit_key(connector_id, "W"), limit_key(connector_id, "A")],
-            actuators=[actuator(connector_id)],
-        )
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, case.options, boot=case.boot) as station:
-                await case.prepare(station)
-                probe.command(probe.actuator_topic(actuator(connector_id)), case.limit_w)
-                assert await probe.value(STATUS) == "Accepted"
-                assert await probe.value(limit_key(connector_id, "W")) == case.limit_w
-                if case.limit_a is not None:
-                    assert await probe.value(limit_key(connector_id, "A")) == case.limit_a
-                accepted = [
-                    summary(p)
-                    for p in sent_profiles(station)
-                    if p["chargingProfileId"] in station.profiles
-                ]
-                sent = [summary(p) for p in sent_profiles(station)]
-                for expected in expected_summaries(case, station):
-                    assert expected in sent
-                assert accepted, sent
-                await eventually(lambda: in_force(station, case.limit_w, target))
+    probe.map(
+        sensors=[STATUS, limit_key(connector_id, "W"), limit_key(connector_id, "A")],
+        actuators=[actuator(connector_id)],
+    )
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, case.options, boot=case.boot) as station:
+            await case.prepare(station)
+            probe.command(probe.actuator_topic(actuator(connector_id)), case.limit_w)
+            assert await probe.value(STATUS) == "Accepted"
+            assert await probe.value(limit_key(connector_id, "W")) == case.limit_w
+            if case.limit_a is not None:
+                assert await probe.value(limit_key(connector_id, "A")) == case.limit_a
+            accepted = [
+                summary(p)
+                for p in sent_profiles(station)
+                if p["chargingProfileId"] in station.profiles
+            ]
+            sent = [summary(p) for p in sent_profiles(station)]
+            for expected in expected_summaries(case, station):
+                assert expected in sent
+            assert accepted, sent
+            await eventually(lambda: in_force(station, case.limit_w, target))
 
-                # The station reboots and forgets its profiles: the limit comes back.
-                station.forget_profiles()
-                await station.boot()
-                await eventually(lambda: in_force(station, case.limit_w, target))
+            # The station reboots and forgets its profiles: the limit comes back.
+            station.forget_profiles()
+            await station.boot()
+            await eventually(lambda: in_force(station, case.limit_w, target))
 
-        # The connector restarts: the limit comes back from the broker.
-        probe.clear()
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, case.options) as station:
-                await eventually(lambda: in_force(station, case.limit_w, target))
-                assert await probe.value(STATUS) == "Accepted"
-                assert await probe.value(limit_key(connector_id, "W")) == case.limit_w
-
-    run(scenario())
+    # The connector restarts: the limit comes back from the broker.
+    probe.clear()
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, case.options) as station:
+            await eventually(lambda: in_force(station, case.limit_w, target))
+            assert await probe.value(STATUS) == "Accepted"
+            assert await probe.value(limit_key(connector_id, "W")) == case.limit_w
 
 
-def test_a_station_that_refuses_every_profile_is_reported_truthfully(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_station_that_refuses_every_profile_is_reported_truthfully(
+    probe: Probe,
+    start_connector: StartConnector,
+    start_station: StartStation,
 ) -> None:
     """8. CALLERROR NotSupported for every SetChargingProfile: the status says so,
     no ChargingLimit is claimed, and the limit reaches the station once it can."""
     refusing = quirk(call_errors={"SetChargingProfile": "NotSupported"})
 
-    async def scenario() -> None:
-        probe.map(sensors=[STATUS, limit_key(1, "W")], actuators=[actuator(1)])
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, refusing) as station:
-                probe.command(probe.actuator_topic(actuator(1)), 5000)
-                assert await probe.value(STATUS) == "CallError:NotSupported"
-                await probe.wait_for_log(CP, "SetChargingProfile", "CallError:NotSupported")
-                assert probe.received(probe.value_topic(limit_key(1, "W"))) == []
-                assert station.limit_w(1) is None
-            # After a firmware update the station accepts profiles: the limit was kept.
-            async with simulated_station(bridge, CP, quirk()) as station:
-                await eventually(lambda: in_force(station, 5000))
-                assert await probe.value(limit_key(1, "W")) == 5000
-
-    run(scenario())
+    probe.map(sensors=[STATUS, limit_key(1, "W")], actuators=[actuator(1)])
+    async with start_connector() as bridge:
+        async with start_station(bridge, CP, refusing) as station:
+            probe.command(probe.actuator_topic(actuator(1)), 5000)
+            assert await probe.value(STATUS) == "CallError:NotSupported"
+            await probe.wait_for_log(CP, "SetChargingProfile", "CallError:NotSupported")
+            assert probe.received(probe.value_topic(limit_key(1, "W"))) == []
+            assert station.limit_w(1) is None
+        # After a firmware update the station accepts profiles: the limit was kept.
+        async with start_station(bridge, CP, quirk()) as station:
+            await eventually(lambda: in_force(station, 5000))
+            assert await probe.value(limit_key(1, "W")) == 5000
 
 
-def test_a_forced_stack_level_above_the_station_maximum_is_not_claimed(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_forced_stack_level_above_the_station_maximum_is_not_claimed(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
 ) -> None:
-    settings = test_settings(name, mosquitto.port, ocpp_stack_level=5)
+    settings = connector_settings(name, mosquitto.port, ocpp_stack_level=5)
 
-    async def scenario() -> None:
-        probe.map(sensors=[STATUS, limit_key(1, "W")], actuators=[actuator(1)])
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, quirk(max_stack_level=0)) as station:
-                probe.command(probe.actuator_topic(actuator(1)), 5000)
-                assert await probe.value(STATUS) == "Rejected"
-                assert (
-                    station.calls("SetChargingProfile")[-1]["csChargingProfiles"]["stackLevel"] == 5
-                )
-                assert probe.received(probe.value_topic(limit_key(1, "W"))) == []
-
-    run(scenario())
+    probe.map(sensors=[STATUS, limit_key(1, "W")], actuators=[actuator(1)])
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, quirk(max_stack_level=0)) as station:
+            probe.command(probe.actuator_topic(actuator(1)), 5000)
+            assert await probe.value(STATUS) == "Rejected"
+            assert station.calls("SetChargingProfile")[-1]["csChargingProfiles"]["stackLevel"] == 5
+            assert probe.received(probe.value_topic(limit_key(1, "W"))) == []
 
 
-def test_energy_in_kwh_with_a_glitch_to_zero(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+async def test_energy_in_kwh_with_a_glitch_to_zero(
+    probe: Probe,
+    start_connector: StartConnector,
+    start_station: StartStation,
+) -> None:
     """7. kWh is published as Wh; a glitch to 0 mid-session is dropped with a
     WARNING; after a new transaction the register may start lower again."""
 
-    async def scenario() -> None:
-        probe.map(sensors=[ENERGY])
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, quirk(energy_unit="kWh")) as station:
-                await station.start_transaction(1)
-                await station.send_meter_values(1, 3600)  # 11 kWh
-                assert await probe.value(ENERGY) == 11000
-                station.glitch_energy_once = True
-                await station.send_meter_values(1, 3600)
-                log = await probe.wait_for_log(CP, ENERGY, "dropped")
-                assert log["level"] == 30
-                await station.send_meter_values(1, 3600)
-                assert await probe.value(ENERGY, lambda v: v != 11000) == 33000
-                assert 0 not in [m["value"] for m in probe.received(probe.value_topic(ENERGY))]
+    probe.map(sensors=[ENERGY])
+    async with start_connector() as bridge:
+        async with start_station(bridge, CP, quirk(energy_unit="kWh")) as station:
+            await station.start_transaction(1)
+            await station.send_meter_values(1, 3600)  # 11 kWh
+            assert await probe.value(ENERGY) == 11000
+            station.glitch_energy_once = True
+            await station.send_meter_values(1, 3600)
+            log = await probe.wait_for_log(CP, ENERGY, "dropped")
+            assert log["level"] == 30
+            await station.send_meter_values(1, 3600)
+            assert await probe.value(ENERGY, lambda v: v != 11000) == 33000
+            assert 0 not in [m["value"] for m in probe.received(probe.value_topic(ENERGY))]
 
-                # A new session whose station reports the session energy: accepted.
-                await station.stop_transaction()
-                await station.start_transaction(1)
-                station.energy_wh = 0
-                await station.send_meter_values(1, 360)
-                assert await probe.value(ENERGY, lambda v: v < 11000) == 1100
-
-    run(scenario())
+            # A new session whose station reports the session energy: accepted.
+            await station.stop_transaction()
+            await station.start_transaction(1)
+            station.energy_wh = 0
+            await station.send_meter_values(1, 360)
+            assert await probe.value(ENERGY, lambda v: v < 11000) == 1100
 
 
-def test_energy_check_can_be_turned_off(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
-    settings = test_settings(name, mosquitto.port, ocpp_energy_monotonic=False)
+async def test_energy_check_can_be_turned_off(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
+) -> None:
+    settings = connector_settings(name, mosquitto.port, ocpp_energy_monotonic=False)
 
-    async def scenario() -> None:
-        probe.map(sensors=[ENERGY])
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP) as station:
-                await station.send_meter_values(1, 3600)
-                assert await probe.value(ENERGY) == 11000
-                station.glitch_energy_once = True
-                await station.send_meter_values(1, 3600)
-                assert await probe.value(ENERGY, lambda v: v != 11000) == 0
-
-    run(scenario())
+    probe.map(sensors=[ENERGY])
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP) as station:
+            await station.send_meter_values(1, 3600)
+            assert await probe.value(ENERGY) == 11000
+            station.glitch_energy_once = True
+            await station.send_meter_values(1, 3600)
+            assert await probe.value(ENERGY, lambda v: v != 11000) == 0
 
 
-def test_learning_the_station(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+async def test_learning_the_station(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
+) -> None:
     """GetConfiguration on connect; keys left out of the full list are asked for by
     name; the metering settings are written once, then read back."""
     options = quirk(unlisted_config={"ChargingScheduleAllowedChargingRateUnit"})
-    settings = test_settings(
+    settings = connector_settings(
         name,
         mosquitto.port,
         ocpp_meter_values_sampled_data=("Energy.Active.Import.Register", "Power.Active.Import"),
@@ -374,202 +368,190 @@ def test_learning_the_station(mosquitto: Mosquitto, probe: Probe, name: str) -> 
     sampled = f"{CP}__Configuration__MeterValuesSampledData"
     rate_units = f"{CP}__Configuration__ChargingScheduleAllowedChargingRateUnit"
 
-    async def scenario() -> None:
-        probe.map(sensors=[sampled, rate_units, f"{CP}__Configuration__HeartbeatInterval"])
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, options) as station:
-                assert await probe.value(f"{CP}__Configuration__HeartbeatInterval") == "300"
-                assert await probe.value(rate_units) == "Current,Power"
-                assert (
-                    await probe.value(sampled, lambda v: "Power" in v)
-                    == "Energy.Active.Import.Register,Power.Active.Import"
-                )
-                calls = station.calls("GetConfiguration")
-                assert calls[0] == {}
-                assert "ChargingScheduleAllowedChargingRateUnit" in calls[1]["key"]
-                changes = station.calls("ChangeConfiguration")
-                assert changes == [
-                    {
-                        "key": "MeterValuesSampledData",
-                        "value": "Energy.Active.Import.Register,Power.Active.Import",
-                    },
-                    {"key": "MeterValueSampleInterval", "value": "60"},
-                ]
-                assert station.config["MeterValueSampleInterval"] == ("60", False)
-                # The next boot finds them as wanted and writes nothing.
-                await station.boot()
-                await eventually(lambda: len(station.calls("GetConfiguration")) >= 4)
-                await eventually(lambda: bridge.central.stations[CP].learned.is_set())  # type: ignore[union-attr]
-                assert len(station.calls("ChangeConfiguration")) == 2
-
-    run(scenario())
+    probe.map(sensors=[sampled, rate_units, f"{CP}__Configuration__HeartbeatInterval"])
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, options) as station:
+            assert await probe.value(f"{CP}__Configuration__HeartbeatInterval") == "300"
+            assert await probe.value(rate_units) == "Current,Power"
+            assert (
+                await probe.value(sampled, lambda v: "Power" in v)
+                == "Energy.Active.Import.Register,Power.Active.Import"
+            )
+            calls = station.calls("GetConfiguration")
+            assert calls[0] == {}
+            assert "ChargingScheduleAllowedChargingRateUnit" in calls[1]["key"]
+            changes = station.calls("ChangeConfiguration")
+            assert changes == [
+                {
+                    "key": "MeterValuesSampledData",
+                    "value": "Energy.Active.Import.Register,Power.Active.Import",
+                },
+                {"key": "MeterValueSampleInterval", "value": "60"},
+            ]
+            assert station.config["MeterValueSampleInterval"] == ("60", False)
+            # The next boot finds them as wanted and writes nothing.
+            await station.boot()
+            await eventually(lambda: len(station.calls("GetConfiguration")) >= 4)
+            await eventually(lambda: bridge.central.stations[CP].learned.is_set())  # type: ignore[union-attr]
+            assert len(station.calls("ChangeConfiguration")) == 2
 
 
-def test_a_station_that_does_not_boot_is_asked_to(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_station_that_does_not_boot_is_asked_to(
+    probe: Probe,
+    start_connector: StartConnector,
+    start_station: StartStation,
 ) -> None:
-    async def scenario() -> None:
-        probe.map(sensors=[f"{CP}__StatusNotification__1__status"])
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, quirk(), boot=False) as station:
-                await eventually(lambda: len(station.calls("TriggerMessage")) == 2)
-                assert station.calls("TriggerMessage") == [
-                    {"requestedMessage": "BootNotification"},
-                    {"requestedMessage": "StatusNotification"},
-                ]
-                assert await probe.value(f"{CP}__StatusNotification__1__status") == "Available"
-                await eventually(lambda: station.calls("GetConfiguration") != [])
-
-    run(scenario())
+    probe.map(sensors=[f"{CP}__StatusNotification__1__status"])
+    async with start_connector() as bridge:
+        async with start_station(bridge, CP, quirk(), boot=False) as station:
+            await eventually(lambda: len(station.calls("TriggerMessage")) == 2)
+            assert station.calls("TriggerMessage") == [
+                {"requestedMessage": "BootNotification"},
+                {"requestedMessage": "StatusNotification"},
+            ]
+            assert await probe.value(f"{CP}__StatusNotification__1__status") == "Available"
+            await eventually(lambda: station.calls("GetConfiguration") != [])
 
 
-def test_clearing_the_limit(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+async def test_clearing_the_limit(
+    probe: Probe,
+    name: str,
+    start_connector: StartConnector,
+    start_station: StartStation,
+) -> None:
     state_topic = f"{name}/state/charging_limits/{CP}"
 
-    async def scenario() -> None:
-        probe.map(
-            sensors=[CLEAR_STATUS, limit_key(1, "W"), limit_key(1, "A")],
-            actuators=[actuator(1)],
-        )
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, quirk()) as station:
-                await station.start_transaction(1)
-                probe.command(probe.actuator_topic(actuator(1)), 4000)
-                await eventually(lambda: in_force(station, 4000))
-                assert await probe.wait_for(state_topic) == {"1": 4000}
-                probe.command(probe.actuator_topic(actuator(1)), None)
-                assert await probe.value(CLEAR_STATUS) == "Accepted"
-                assert await probe.value(limit_key(1, "W"), lambda v: v is None) is None
-                assert await probe.value(limit_key(1, "A"), lambda v: v is None) is None
-                assert station.calls("ClearChargingProfile") == [{"id": 7001}, {"id": 8001}]
-                assert station.limit_w(1) is None
-                # Nothing is kept on the broker for a restart to re-apply.
-                await eventually(
-                    lambda: any(p == b"" for t, p, _ in probe.messages if t == state_topic)
-                )
-
-    run(scenario())
+    probe.map(
+        sensors=[CLEAR_STATUS, limit_key(1, "W"), limit_key(1, "A")],
+        actuators=[actuator(1)],
+    )
+    async with start_connector() as bridge:
+        async with start_station(bridge, CP, quirk()) as station:
+            await station.start_transaction(1)
+            probe.command(probe.actuator_topic(actuator(1)), 4000)
+            await eventually(lambda: in_force(station, 4000))
+            assert await probe.wait_for(state_topic) == {"1": 4000}
+            probe.command(probe.actuator_topic(actuator(1)), None)
+            assert await probe.value(CLEAR_STATUS) == "Accepted"
+            assert await probe.value(limit_key(1, "W"), lambda v: v is None) is None
+            assert await probe.value(limit_key(1, "A"), lambda v: v is None) is None
+            assert station.calls("ClearChargingProfile") == [{"id": 7001}, {"id": 8001}]
+            assert station.limit_w(1) is None
+            # Nothing is kept on the broker for a restart to re-apply.
+            await eventually(
+                lambda: any(p == b"" for t, p, _ in probe.messages if t == state_topic)
+            )
 
 
-def test_a_limit_set_while_away_survives_a_restart(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_limit_set_while_away_survives_a_restart(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
 ) -> None:
-    settings = test_settings(name, mosquitto.port)
+    settings = connector_settings(name, mosquitto.port)
 
-    async def scenario() -> None:
-        probe.map(actuators=[actuator(1)])
-        async with running_connector(settings):
-            probe.command(probe.actuator_topic(actuator(1)), 3000)
-            await probe.wait_for_log(CP, "not connected", "kept")
-        async with running_connector(settings) as bridge:
-            await probe.wait_for_log(CP, "restored")
-            async with simulated_station(bridge, CP, quirk()) as station:
-                await eventually(lambda: in_force(station, 3000))
-
-    run(scenario())
+    probe.map(actuators=[actuator(1)])
+    async with running_connector(settings):
+        probe.command(probe.actuator_topic(actuator(1)), 3000)
+        await probe.wait_for_log(CP, "not connected", "kept")
+    async with running_connector(settings) as bridge:
+        await probe.wait_for_log(CP, "restored")
+        async with start_station(bridge, CP, quirk()) as station:
+            await eventually(lambda: in_force(station, 3000))
 
 
-def test_a_running_transaction_seen_after_a_restart_gets_its_tx_profile(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_running_transaction_seen_after_a_restart_gets_its_tx_profile(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
 ) -> None:
     """5 across a restart of the connector: the station keeps charging in a session
     the new run never saw start, and ignores the TxDefaultProfile during it."""
     options = quirk(ignores_tx_default_in_transaction=True)
-    settings = test_settings(name, mosquitto.port)
+    settings = connector_settings(name, mosquitto.port)
 
-    async def scenario() -> None:
-        probe.map(actuators=[actuator(1)])
-        async with running_connector(settings) as bridge:
-            probe.command(probe.actuator_topic(actuator(1)), 6000)
-            await probe.wait_for_log(CP, "kept")
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, options, boot=False) as station:
-                station.transaction_id, station.transaction_connector = 4242, 1
-                await station.boot()
-                await eventually(lambda: station.calls("SetChargingProfile") != [])
-                assert station.limit_w(1) is None  # the TxDefaultProfile waits
-                await station.send_meter_values(1, 1)
-                await eventually(lambda: in_force(station, 6000))
-                assert station.profile("TxProfile", 1, transactionId=4242) is not None
-
-    run(scenario())
+    probe.map(actuators=[actuator(1)])
+    async with running_connector(settings) as bridge:
+        probe.command(probe.actuator_topic(actuator(1)), 6000)
+        await probe.wait_for_log(CP, "kept")
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, options, boot=False) as station:
+            station.transaction_id, station.transaction_connector = 4242, 1
+            await station.boot()
+            await eventually(lambda: station.calls("SetChargingProfile") != [])
+            assert station.limit_w(1) is None  # the TxDefaultProfile waits
+            await station.send_meter_values(1, 1)
+            await eventually(lambda: in_force(station, 6000))
+            assert station.profile("TxProfile", 1, transactionId=4242) is not None
 
 
-def test_strategies(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+async def test_strategies(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
+) -> None:
     """tx_default sends only TxDefaultProfiles (so a station with quirk 5 keeps
     charging unlimited in the running session); charge_point_max refuses a
     connector key with an ERROR."""
 
-    async def scenario() -> None:
-        probe.map(sensors=[STATUS], actuators=[actuator(0), actuator(1)])
-        options = quirk(ignores_tx_default_in_transaction=True)
-        settings = test_settings(name, mosquitto.port, ocpp_charging_profile_strategy="tx_default")
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, options) as station:
-                await station.start_transaction(1)
-                probe.command(probe.actuator_topic(actuator(1)), 6000)
-                assert await probe.value(STATUS) == "Accepted"
-                purposes = {
-                    c["csChargingProfiles"]["chargingProfilePurpose"]
-                    for c in station.calls("SetChargingProfile")
-                }
-                assert purposes == {"TxDefaultProfile"}
-                assert station.limit_w(1) is None
+    probe.map(sensors=[STATUS], actuators=[actuator(0), actuator(1)])
+    options = quirk(ignores_tx_default_in_transaction=True)
+    settings = connector_settings(name, mosquitto.port, ocpp_charging_profile_strategy="tx_default")
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, options) as station:
+            await station.start_transaction(1)
+            probe.command(probe.actuator_topic(actuator(1)), 6000)
+            assert await probe.value(STATUS) == "Accepted"
+            purposes = {
+                c["csChargingProfiles"]["chargingProfilePurpose"]
+                for c in station.calls("SetChargingProfile")
+            }
+            assert purposes == {"TxDefaultProfile"}
+            assert station.limit_w(1) is None
 
-        probe.clear()
-        settings = test_settings(
-            name, mosquitto.port, ocpp_charging_profile_strategy="charge_point_max"
-        )
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, quirk()) as station:
-                probe.command(probe.actuator_topic(actuator(1)), 6000)
-                log = await probe.wait_for_log(actuator(1), "charge_point_max")
-                assert log["level"] == 40
-                probe.command(probe.actuator_topic(actuator(0)), 9000)
-                await eventually(lambda: in_force(station, 9000))
-                # The connector-1 limit kept from the first run cannot be applied
-                # under this strategy: skipped with a WARNING, not sent station-wide.
-                await probe.wait_for_log(CP, "connector 1", "charge_point_max")
-                sent = station.calls("SetChargingProfile")
-                assert [
-                    (c["connectorId"], c["csChargingProfiles"]["chargingProfilePurpose"])
-                    for c in sent
-                ] == [(0, "ChargePointMaxProfile")]
-
-    run(scenario())
+    probe.clear()
+    settings = connector_settings(
+        name, mosquitto.port, ocpp_charging_profile_strategy="charge_point_max"
+    )
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, quirk()) as station:
+            probe.command(probe.actuator_topic(actuator(1)), 6000)
+            log = await probe.wait_for_log(actuator(1), "charge_point_max")
+            assert log["level"] == 40
+            probe.command(probe.actuator_topic(actuator(0)), 9000)
+            await eventually(lambda: in_force(station, 9000))
+            # The connector-1 limit kept from the first run cannot be applied
+            # under this strategy: skipped with a WARNING, not sent station-wide.
+            await probe.wait_for_log(CP, "connector 1", "charge_point_max")
+            sent = station.calls("SetChargingProfile")
+            assert [
+                (c["connectorId"], c["csChargingProfiles"]["chargingProfilePurpose"]) for c in sent
+            ] == [(0, "ChargePointMaxProfile")]
 
 
-def test_below_six_amps_is_sent_with_a_warning(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_below_six_amps_is_sent_with_a_warning(
+    probe: Probe,
+    start_connector: StartConnector,
+    start_station: StartStation,
 ) -> None:
-    async def scenario() -> None:
-        probe.map(sensors=[limit_key(1, "A")], actuators=[actuator(1)])
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            options = quirk(rate_units="Current", accepted_units={"A"}, report_electrical=False)
-            async with simulated_station(bridge, CP, options):
-                probe.command(probe.actuator_topic(actuator(1)), 2000)
-                assert await probe.value(limit_key(1, "A")) == 2.8
-                log = await probe.wait_for_log(CP, "2.8 A", "below 6")
-                assert log["level"] == 30
-
-    run(scenario())
+    probe.map(sensors=[limit_key(1, "A")], actuators=[actuator(1)])
+    async with start_connector() as bridge:
+        options = quirk(rate_units="Current", accepted_units={"A"}, report_electrical=False)
+        async with start_station(bridge, CP, options):
+            probe.command(probe.actuator_topic(actuator(1)), 2000)
+            assert await probe.value(limit_key(1, "A")) == 2.8
+            log = await probe.wait_for_log(CP, "2.8 A", "below 6")
+            assert log["level"] == 30
 
 
-def test_a_burst_of_values_ends_with_the_last(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_burst_of_values_ends_with_the_last(
+    probe: Probe,
+    start_connector: StartConnector,
+    start_station: StartStation,
 ) -> None:
     """An energy manager sending faster than the station answers: the newest
     value ends up in force, and overtaken ones are not queued up."""
 
-    async def scenario() -> None:
-        probe.map(sensors=[limit_key(1, "W")], actuators=[actuator(1)])
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, quirk()) as station:
-                await eventually(lambda: station.calls("GetConfiguration") != [])
-                for watts in range(1000, 11000, 500):
-                    probe.command(probe.actuator_topic(actuator(1)), watts)
-                await eventually(lambda: in_force(station, 10500))
-                assert await probe.value(limit_key(1, "W"), lambda v: v == 10500) == 10500
-                assert len(station.calls("SetChargingProfile")) <= 20
-
-    run(scenario())
+    probe.map(sensors=[limit_key(1, "W")], actuators=[actuator(1)])
+    async with start_connector() as bridge:
+        async with start_station(bridge, CP, quirk()) as station:
+            await eventually(lambda: station.calls("GetConfiguration") != [])
+            for watts in range(1000, 11000, 500):
+                probe.command(probe.actuator_topic(actuator(1)), watts)
+            await eventually(lambda: in_force(station, 10500))
+            assert await probe.value(limit_key(1, "W"), lambda v: v == 10500) == 10500
+            assert len(station.calls("SetChargingProfile")) <= 20

@@ -1,4 +1,4 @@
-"""Pure, table-driven tests of the charging profile planning (CONTRACT §5)."""
+"""Pure, table-driven tests of the charging profile planning (README "Charging control")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT §6 end to end: every actuator from its mapped MQTT topic to a station
+"""README "Actuators" end to end: every actuator from its mapped MQTT topic to a station
 in strict schema mode (the ocpp library validates each call it receives), the
 payload it gets, and the result on MQTT. Real Mosquitto, real WebSockets.
 """
@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 
 from connector.actuators import NAMES as ACTUATORS
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
-from connector.tests.conftest import (
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
+from connector.tests.helpers import (
     Mosquitto,
     Probe,
+    StartStation,
+    connector_settings,
+    equal_to,
     eventually,
-    run,
     running_connector,
-    simulated_station,
-    test_settings,
 )
 
 pytestmark = pytest.mark.broker
@@ -180,34 +181,31 @@ CASES: dict[str, Case] = {
 
 
 def all_settings(name: str, port: int, **overrides: Any) -> Any:
-    return test_settings(name, port, ocpp_config=ACTUATORS, **overrides)
+    return connector_settings(name, port, ocpp_config=ACTUATORS, **overrides)
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
-def test_each_command(mosquitto: Mosquitto, probe: Probe, name: str, case_id: str) -> None:
+async def test_each_command(
+    mosquitto: Mosquitto, probe: Probe, name: str, case_id: str, start_station: StartStation
+) -> None:
     case = CASES[case_id]
     result_keys = [f"{CP}__{k}" for k in case.results]
 
-    async def scenario() -> None:
-        probe.map(sensors=result_keys, actuators=[case.actuator_key])
-        options = SimulatorOptions(meter_interval=0, **case.options)
-        async with running_connector(all_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, options) as station:
-                prepared = await case.prepare(station)
-                await eventually(lambda: bridge.central.stations[CP].learned.is_set())  # type: ignore[union-attr]
-                before = len(station.calls(case.action))
-                probe.command(probe.actuator_topic(case.actuator_key), case.value)
-                await eventually(lambda: len(station.calls(case.action)) > before)
-                payload = case.payload
-                expected = payload(station, prepared) if callable(payload) else payload
-                sent = station.calls(case.action)[-1]
-                assert sent == expected
-                for result_key, value in case.results.items():
-                    assert (
-                        await probe.value(f"{CP}__{result_key}", lambda v, x=value: v == x) == value
-                    )
-
-    run(scenario())
+    probe.map(sensors=result_keys, actuators=[case.actuator_key])
+    options = SimulatorOptions(meter_interval=0, **case.options)
+    async with running_connector(all_settings(name, mosquitto.port)) as bridge:
+        async with start_station(bridge, CP, options) as station:
+            prepared = await case.prepare(station)
+            await eventually(lambda: bridge.central.stations[CP].learned.is_set())  # type: ignore[union-attr]
+            before = len(station.calls(case.action))
+            probe.command(probe.actuator_topic(case.actuator_key), case.value)
+            await eventually(lambda: len(station.calls(case.action)) > before)
+            payload = case.payload
+            expected = payload(station, prepared) if callable(payload) else payload
+            sent = station.calls(case.action)[-1]
+            assert sent == expected
+            for result_key, value in case.results.items():
+                assert await probe.value(f"{CP}__{result_key}", equal_to(value)) == value
 
 
 INVALID = [
@@ -227,23 +225,26 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("actuator_key", "value", "reason"), INVALID)
-def test_invalid_values_are_logged_and_nothing_is_sent(
-    mosquitto: Mosquitto, probe: Probe, name: str, actuator_key: str, value: Any, reason: str
+async def test_invalid_values_are_logged_and_nothing_is_sent(
+    mosquitto: Mosquitto,
+    probe: Probe,
+    name: str,
+    actuator_key: str,
+    value: Any,
+    reason: str,
+    start_station: StartStation,
 ) -> None:
-    async def scenario() -> None:
-        probe.map(actuators=[actuator_key])
-        async with running_connector(all_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station:
-                await eventually(lambda: bridge.central.stations[CP].learned.is_set())  # type: ignore[union-attr]
-                before = len(station.received)
-                topic = probe.actuator_topic(actuator_key)
-                probe.command(topic, value)
-                log = await probe.wait_for_log(topic, reason, "nothing was sent")
-                assert log["level"] == 40
-                await asyncio.sleep(0.3)
-                assert station.received[before:] == []
-
-    run(scenario())
+    probe.map(actuators=[actuator_key])
+    async with running_connector(all_settings(name, mosquitto.port)) as bridge:
+        async with start_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station:
+            await eventually(lambda: bridge.central.stations[CP].learned.is_set())  # type: ignore[union-attr]
+            before = len(station.received)
+            topic = probe.actuator_topic(actuator_key)
+            probe.command(topic, value)
+            log = await probe.wait_for_log(topic, reason, "nothing was sent")
+            assert log["level"] == 40
+            await asyncio.sleep(0.3)
+            assert station.received[before:] == []
 
 
 @pytest.mark.parametrize(
@@ -254,89 +255,80 @@ def test_invalid_values_are_logged_and_nothing_is_sent(
         ({"silent": {"Reset"}}, "Timeout"),
     ],
 )
-def test_rejected_unsupported_and_silent(
-    mosquitto: Mosquitto, probe: Probe, name: str, options: dict[str, Any], status: str
+async def test_rejected_unsupported_and_silent(
+    mosquitto: Mosquitto,
+    probe: Probe,
+    name: str,
+    options: dict[str, Any],
+    status: str,
+    start_station: StartStation,
 ) -> None:
-    async def scenario() -> None:
-        probe.map(sensors=[f"{CP}__Reset__status"], actuators=[key("reset")])
-        settings = all_settings(name, mosquitto.port, ocpp_response_timeout=1.0)
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, CP, SimulatorOptions(meter_interval=0, **options)):
-                probe.command(probe.actuator_topic(key("reset")), "Hard")
-                assert await probe.value(f"{CP}__Reset__status") == status
-
-    run(scenario())
+    probe.map(sensors=[f"{CP}__Reset__status"], actuators=[key("reset")])
+    settings = all_settings(name, mosquitto.port, ocpp_response_timeout=1.0)
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, CP, SimulatorOptions(meter_interval=0, **options)):
+            probe.command(probe.actuator_topic(key("reset")), "Hard")
+            assert await probe.value(f"{CP}__Reset__status") == status
 
 
-def test_remote_stop_without_a_running_transaction_says_so(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_remote_stop_without_a_running_transaction_says_so(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
 ) -> None:
-    async def scenario() -> None:
-        probe.map(actuators=[key("remote_stop_transaction", 1)])
-        async with running_connector(all_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station:
-                probe.command(probe.actuator_topic(key("remote_stop_transaction", 1)), 1)
-                await probe.wait_for_log(CP, "no transaction", "connector 1")
-                assert station.calls("RemoteStopTransaction") == []
-
-    run(scenario())
+    probe.map(actuators=[key("remote_stop_transaction", 1)])
+    async with running_connector(all_settings(name, mosquitto.port)) as bridge:
+        async with start_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station:
+            probe.command(probe.actuator_topic(key("remote_stop_transaction", 1)), 1)
+            await probe.wait_for_log(CP, "no transaction", "connector 1")
+            assert station.calls("RemoteStopTransaction") == []
 
 
-def test_a_transaction_seen_only_in_meter_values_can_be_stopped(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_a_transaction_seen_only_in_meter_values_can_be_stopped(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
 ) -> None:
     """After a restart of the connector, the running transaction is known from MeterValues."""
 
-    async def scenario() -> None:
-        probe.map(actuators=[key("remote_stop_transaction", 1)])
-        async with running_connector(all_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station:
-                station.transaction_id, station.transaction_connector = 5150, 1
-                await station.send_meter_values(1, 1)
-                probe.command(probe.actuator_topic(key("remote_stop_transaction", 1)), True)
-                await eventually(lambda: station.calls("RemoteStopTransaction") != [])
-                assert station.calls("RemoteStopTransaction")[-1] == {"transactionId": 5150}
-
-    run(scenario())
+    probe.map(actuators=[key("remote_stop_transaction", 1)])
+    async with running_connector(all_settings(name, mosquitto.port)) as bridge:
+        async with start_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station:
+            station.transaction_id, station.transaction_connector = 5150, 1
+            await station.send_meter_values(1, 1)
+            probe.command(probe.actuator_topic(key("remote_stop_transaction", 1)), True)
+            await eventually(lambda: station.calls("RemoteStopTransaction") != [])
+            assert station.calls("RemoteStopTransaction")[-1] == {"transactionId": 5150}
 
 
-def test_order_per_station_and_no_delay_for_others(
-    mosquitto: Mosquitto, probe: Probe, name: str
+async def test_order_per_station_and_no_delay_for_others(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
 ) -> None:
     """One station's commands arrive in order; a silent station delays only itself,
     and by one response timeout per command at most."""
 
-    async def scenario() -> None:
-        change = key("change_configuration")
-        silent_reset = "SILENT__execute_reset"
-        silent_get = "SILENT__execute_get_configuration"
-        probe.map(actuators=[change, silent_reset, silent_get])
-        settings = all_settings(name, mosquitto.port, ocpp_response_timeout=2.0)
-        async with running_connector(settings) as bridge:
-            silent_options = SimulatorOptions(meter_interval=0, silent={"Reset"})
-            async with (
-                simulated_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station,
-                simulated_station(bridge, "SILENT", silent_options) as silent,
-            ):
-                await eventually(
-                    lambda: all(s.learned.is_set() for s in bridge.central.stations.values())
-                )  # type: ignore[union-attr]
-                probe.command(probe.actuator_topic(silent_reset), "Soft")
-                await eventually(lambda: silent.calls("Reset") != [])
-                started = time.monotonic()
-                gets_before = len(silent.calls("GetConfiguration"))
-                probe.command(probe.actuator_topic(silent_get), "")
-                for index in range(5):
-                    probe.command(probe.actuator_topic(change), f"HeartbeatInterval={100 + index}")
-                await eventually(lambda: len(station.calls("ChangeConfiguration")) == 5)
-                # The other station was served while the silent one held its call.
-                assert time.monotonic() - started < 1.5
-                values = [c["value"] for c in station.calls("ChangeConfiguration")]
-                assert values == [str(100 + i) for i in range(5)]
-                # The silent station's next command follows within one response timeout.
-                await eventually(
-                    lambda: len(silent.calls("GetConfiguration")) > gets_before, timeout=5
-                )
-                assert time.monotonic() - started < 2.0 + 1.5
-
-    run(scenario())
+    change = key("change_configuration")
+    silent_reset = "SILENT__execute_reset"
+    silent_get = "SILENT__execute_get_configuration"
+    probe.map(actuators=[change, silent_reset, silent_get])
+    settings = all_settings(name, mosquitto.port, ocpp_response_timeout=2.0)
+    async with running_connector(settings) as bridge:
+        silent_options = SimulatorOptions(meter_interval=0, silent={"Reset"})
+        async with (
+            start_station(bridge, CP, SimulatorOptions(meter_interval=0)) as station,
+            start_station(bridge, "SILENT", silent_options) as silent,
+        ):
+            central = bridge.central
+            assert central is not None
+            await eventually(lambda: all(s.learned.is_set() for s in central.stations.values()))
+            probe.command(probe.actuator_topic(silent_reset), "Soft")
+            await eventually(lambda: silent.calls("Reset") != [])
+            started = time.monotonic()
+            gets_before = len(silent.calls("GetConfiguration"))
+            probe.command(probe.actuator_topic(silent_get), "")
+            for index in range(5):
+                probe.command(probe.actuator_topic(change), f"HeartbeatInterval={100 + index}")
+            await eventually(lambda: len(station.calls("ChangeConfiguration")) == 5)
+            # The other station was served while the silent one held its call.
+            assert time.monotonic() - started < 1.5
+            values = [c["value"] for c in station.calls("ChangeConfiguration")]
+            assert values == [str(100 + i) for i in range(5)]
+            # The silent station's next command follows within one response timeout.
+            await eventually(lambda: len(silent.calls("GetConfiguration")) > gets_before, timeout=5)
+            assert time.monotonic() - started < 2.0 + 1.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from connector.core.datapoint_map import check_map, is_own_topic
@@ -80,7 +82,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
-def test_check_map(case: tuple) -> None:  # type: ignore[type-arg]
+def test_check_map(case: tuple[Any, ...]) -> None:
     sensor, actuator, kept_sensor, kept_actuator, conflicting_topics = case
     checked = check_map(NAME, sensor, actuator)
     assert checked.sensor == kept_sensor

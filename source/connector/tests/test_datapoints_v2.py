@@ -1,4 +1,4 @@
-"""2.x payloads map to the keys of CONTRACT §8.
+"""2.x payloads map to the keys of README "OCPP 2.0.1 and 2.1 stations".
 
 The same readings from a 1.6 and a 2.x station give the same keys and values.
 """
@@ -233,7 +233,7 @@ def test_variable_values(sent: Any, published: Any) -> None:
 
 
 def test_report_keeps_actual_values_only() -> None:
-    report = [
+    report: list[dict[str, Any]] = [
         {
             "component": {"name": "SmartChargingCtrlr"},
             "variable": {"name": "RateUnit"},

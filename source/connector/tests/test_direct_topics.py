@@ -1,4 +1,4 @@
-"""CONTRACT §10, direct topics (MQTT_DIRECT_TOPICS): every value on its own topic,
+"""README "Direct topics", direct topics (MQTT_DIRECT_TOPICS): every value on its own topic,
 and `/set` commands, without any datapoint map. Real Mosquitto, the simulator."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from connector.core.direct_topics import command_key, command_payload, sensor_topic
-from connector.simulator import SimulatorOptions
-from connector.tests.conftest import (
+from connector.simulator.core import SimulatorOptions
+from connector.tests.helpers import (
     Mosquitto,
     Probe,
+    StartConnector,
+    StartStation,
+    connector_settings,
     eventually,
-    run,
     running_connector,
-    simulated_station,
-    test_settings,
 )
 
 P = "n/direct/"
@@ -78,51 +78,52 @@ def test_command_payloads(payload: bytes, value: Any) -> None:
 
 
 @pytest.mark.broker
-def test_values_and_commands_without_a_map(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+async def test_values_and_commands_without_a_map(
+    mosquitto: Mosquitto, probe: Probe, name: str, start_station: StartStation
+) -> None:
     base = f"{name}/direct/CP_1"
 
-    async def scenario() -> None:
-        settings = test_settings(name, mosquitto.port, mqtt_direct_topics=True)
-        async with running_connector(settings) as bridge:
-            options = SimulatorOptions(meter_interval=0)
-            async with simulated_station(bridge, "CP_1", options) as station:
-                await eventually(lambda: bridge.central.stations["CP_1"].learned.is_set())  # type: ignore[union-attr]
-                connected = await probe.wait_for(f"{base}/connected")
-                assert connected["value"] is True
-                station.energy_wh = 1500
-                await station.send_meter_values(1, 0)
-                energy = await probe.wait_for(
-                    f"{base}/MeterValues/1/Energy.Active.Import.Register/Wh",
-                    lambda m: m["value"] == 1500,
-                )
-                assert set(energy) == {"value", "timestamp"}
-                # A plain value on /set sets the limit.
-                probe.publish(f"{base}/execute_send_charging_profile/set", 7400)
-                await eventually(lambda: station.limit_w(1) == 7400)
-                # A BEMCom value payload works too; and a trigger on a connector.
-                probe.command(f"{base}/execute_trigger_message/1/set", 4)
-                await eventually(lambda: bool(station.calls("TriggerMessage")))
-                # A bad value: an ERROR on <name>/logs, nothing sent.
-                calls = len(station.received)
-                probe.publish(f"{base}/execute_send_charging_profile/set", b"lots")
-                await probe.wait_for_log("invalid command", "power must be a number")
-                assert len(station.received) == calls
-                # Forget: the retained direct topics are removed.
-                probe.publish(f"{base}/execute_forget_station/set", True)
-                await probe.wait_for_log("CP_1: forgotten")
-                await eventually(
-                    lambda: any(t == f"{base}/connected" and p == b"" for t, p, _ in probe.messages)
-                )
-
-    run(scenario())
+    settings = connector_settings(name, mosquitto.port, mqtt_direct_topics=True)
+    async with running_connector(settings) as bridge:
+        options = SimulatorOptions(meter_interval=0)
+        async with start_station(bridge, "CP_1", options) as station:
+            await eventually(lambda: bridge.central.stations["CP_1"].learned.is_set())  # type: ignore[union-attr]
+            connected = await probe.wait_for(f"{base}/connected")
+            assert connected["value"] is True
+            station.energy_wh = 1500
+            await station.send_meter_values(1, 0)
+            energy = await probe.wait_for(
+                f"{base}/MeterValues/1/Energy.Active.Import.Register/Wh",
+                lambda m: m["value"] == 1500,
+            )
+            assert set(energy) == {"value", "timestamp"}
+            # A plain value on /set sets the limit.
+            probe.publish(f"{base}/execute_send_charging_profile/set", 7400)
+            await eventually(lambda: station.limit_w(1) == 7400)
+            # A BEMCom value payload works too; and a trigger on a connector.
+            probe.command(f"{base}/execute_trigger_message/1/set", 4)
+            await eventually(lambda: bool(station.calls("TriggerMessage")))
+            # A bad value: an ERROR on <name>/logs, nothing sent.
+            calls = len(station.received)
+            probe.publish(f"{base}/execute_send_charging_profile/set", b"lots")
+            await probe.wait_for_log("invalid command", "power must be a number")
+            assert len(station.received) == calls
+            # Forget: the retained direct topics are removed.
+            probe.publish(f"{base}/execute_forget_station/set", True)
+            await probe.wait_for_log("CP_1: forgotten")
+            await eventually(
+                lambda: any(t == f"{base}/connected" and p == b"" for t, p, _ in probe.messages)
+            )
 
 
 @pytest.mark.broker
-def test_direct_topics_are_off_by_default(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
-    async def scenario() -> None:
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            async with simulated_station(bridge, "CP_1"):
-                await probe.wait_for(f"{name}/available_datapoints")
-                assert not [t for t, _, _ in probe.messages if t.startswith(f"{name}/direct/")]
-
-    run(scenario())
+async def test_direct_topics_are_off_by_default(
+    probe: Probe,
+    name: str,
+    start_connector: StartConnector,
+    start_station: StartStation,
+) -> None:
+    async with start_connector() as bridge:
+        async with start_station(bridge, "CP_1"):
+            await probe.wait_for(f"{name}/available_datapoints")
+            assert not [t for t, _, _ in probe.messages if t.startswith(f"{name}/direct/")]

@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from connector.mqtt.embedded_broker import EmbeddedBroker, topic_matches
-from connector.tests.conftest import WAIT, free_port
+from connector.tests.helpers import WAIT, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -65,7 +65,7 @@ def test_paho_publish_subscribe_retained() -> None:
     done = threading.Event()
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        got.append((message.topic, message.payload, bool(message.retain)))
+        got.append((message.topic, bytes(message.payload), bool(message.retain)))
         if len(got) == 3:
             done.set()
 

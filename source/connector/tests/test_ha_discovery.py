@@ -1,4 +1,5 @@
-"""CONTRACT §10, Home Assistant discovery: pure tables for the configurations,
+"""README "Home Assistant in five minutes", Home Assistant discovery: pure tables for the
+configurations,
 and end to end over a real Mosquitto with the simulator and no datapoint map."""
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import pytest
 
 from connector.actuators import home_assistant_controls as controls
 from connector.core import ha_discovery as ha
-from connector.simulator import SimulatorOptions
-from connector.tests.conftest import (
+from connector.simulator.core import SimulatorOptions
+from connector.tests.helpers import (
     Mosquitto,
     Probe,
+    connector_settings,
     eventually,
     free_port,
-    run,
     running_connector,
     simulated_station,
-    test_settings,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -193,14 +193,14 @@ def configs(probe: Probe, prefix: str) -> dict[str, list[bytes]]:
 
 
 @pytest.mark.broker
-def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
+async def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
     prefix = f"ha-{name}"
     probe = Probe(mosquitto.port, name)
     probe.client.subscribe(f"{prefix}/#", qos=1)
     device = f"{prefix}/%s/ocpp_CP_1/%s/config"
 
-    async def scenario() -> None:
-        settings = test_settings(
+    try:
+        settings = connector_settings(
             name,
             mosquitto.port,
             homeassistant_discovery=True,
@@ -262,9 +262,6 @@ def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
                 # Forget removes the configurations.
                 probe.publish(f"{name}/direct/CP_1/execute_forget_station/set", b"1")
                 await eventually(lambda: all(p[-1] == b"" for p in configs(probe, prefix).values()))
-
-    try:
-        run(scenario())
     finally:
         probe.close()
 
@@ -301,7 +298,7 @@ def test_availability_goes_offline_when_the_connector_is_killed(
 
 
 @pytest.mark.broker
-def test_the_limit_maximum_of_a_2x_station_comes_from_its_report(
+async def test_the_limit_maximum_of_a_2x_station_comes_from_its_report(
     mosquitto: Mosquitto, name: str
 ) -> None:
     prefix = f"ha-{name}"
@@ -309,8 +306,8 @@ def test_the_limit_maximum_of_a_2x_station_comes_from_its_report(
     probe.client.subscribe(f"{prefix}/#", qos=1)
     number = f"{prefix}/number/ocpp_CP_2/charging_limit/config"
 
-    async def scenario() -> None:
-        settings = test_settings(
+    try:
+        settings = connector_settings(
             name,
             mosquitto.port,
             homeassistant_discovery=True,
@@ -325,8 +322,5 @@ def test_the_limit_maximum_of_a_2x_station_comes_from_its_report(
                 await eventually(
                     lambda: json.loads(configs(probe, prefix)[number][-1])["max"] == 7400
                 )
-
-    try:
-        run(scenario())
     finally:
         probe.close()

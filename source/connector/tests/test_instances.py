@@ -1,4 +1,4 @@
-"""CONTRACT §9 end to end: three instances behind HAProxy act as one connector.
+"""README "Several instances" end to end: three instances behind HAProxy act as one connector.
 
 Real Mosquitto, real HAProxy (deploy/haproxy.cfg as it is, addresses from the
 environment), three connector processes, and simulated stations that
@@ -19,13 +19,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
-from connector.tests.conftest import Mosquitto, Probe, eventually, free_port, run
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
+from connector.tests.helpers import Mosquitto, Probe, eventually, free_port
 from connector.tests.test_mqtt_reliability import energy_key, received_values, send_steadily
 
 pytestmark = pytest.mark.broker
@@ -235,76 +237,73 @@ def set_profile_calls(station: Station) -> int:
     return sum(len(sim.calls("SetChargingProfile")) for sim in station.sims)
 
 
-def test_one_connector_from_three_instances(site: Site, probe: Probe, name: str) -> None:
+@pytest.mark.within(180)
+async def test_one_connector_from_three_instances(site: Site, probe: Probe, name: str) -> None:
     """Presence, the union of datapoints, commands exactly once, unique
     transaction ids, and a kill -9 that heals."""
     ids = [f"CP_{i}" for i in range(9)]
 
-    async def scenario() -> None:
-        probe.map(
-            sensors=[f"{cp}__connected" for cp in ids],
-            actuators=[LIMIT.format(cp=cp) for cp in ids],
+    probe.map(
+        sensors=[f"{cp}__connected" for cp in ids],
+        actuators=[LIMIT.format(cp=cp) for cp in ids],
+    )
+    await ports_open(site)
+    async with stations(site, ids) as running:
+        # Presence.
+        for n in INSTANCES:
+            await text_becomes(probe, f"{name}/instances/{n}", "online")
+        assert texts(probe, f"{name}/status")[-1] == "online"
+        # Logs name their instance.
+        emitters = {m["emitter"] for m in probe.received(f"{name}/logs")}
+        assert {e.rsplit("@", 1)[-1] for e in emitters} == {"0", "1", "2"}, emitters
+        # The stations are spread, and each is held by exactly one instance.
+        owners = await holders(probe, name, ids)
+        assert len(set(owners.values())) > 1, owners
+        # One datapoint list with every station's keys, from every instance.
+        listed = await probe.wait_for(
+            f"{name}/available_datapoints",
+            lambda m: all(f"{cp}__BootNotification__chargePointModel" in m["sensor"] for cp in ids),
         )
-        await ports_open(site)
-        async with stations(site, ids) as running:
-            # Presence.
-            for n in INSTANCES:
-                await text_becomes(probe, f"{name}/instances/{n}", "online")
-            assert texts(probe, f"{name}/status")[-1] == "online"
-            # Logs name their instance.
-            emitters = {m["emitter"] for m in probe.received(f"{name}/logs")}
-            assert {e.rsplit("@", 1)[-1] for e in emitters} == {"0", "1", "2"}, emitters
-            # The stations are spread, and each is held by exactly one instance.
-            owners = await holders(probe, name, ids)
-            assert len(set(owners.values())) > 1, owners
-            # One datapoint list with every station's keys, from every instance.
-            listed = await probe.wait_for(
-                f"{name}/available_datapoints",
-                lambda m: all(
-                    f"{cp}__BootNotification__chargePointModel" in m["sensor"] for cp in ids
-                ),
-            )
-            assert all(LIMIT.format(cp=cp) in listed["actuator"] for cp in ids)
-            # Commands reach each station exactly once.
-            await asyncio.sleep(1.5)  # set-up calls done
-            before = {cp: set_profile_calls(s) for cp, s in running.items()}
-            for cp in ids:
-                probe.command(probe.actuator_topic(LIMIT.format(cp=cp)), 6000)
-            await eventually(
-                lambda: all(s.sim.limit_w(1) == 6000 for s in running.values()), timeout=15
-            )
-            await asyncio.sleep(1.0)
-            after = {cp: set_profile_calls(s) - before[cp] for cp, s in running.items()}
-            assert after == dict.fromkeys(ids, 1), after
-            # Transaction ids are unique across instances.
-            started = [await s.sim.start_transaction(1) for s in running.values()]
-            assert len(set(started)) == len(started)
-            assert len({i % 64 for i in started}) > 1
+        assert all(LIMIT.format(cp=cp) in listed["actuator"] for cp in ids)
+        # Commands reach each station exactly once.
+        await asyncio.sleep(1.5)  # set-up calls done
+        before = {cp: set_profile_calls(s) for cp, s in running.items()}
+        for cp in ids:
+            probe.command(probe.actuator_topic(LIMIT.format(cp=cp)), 6000)
+        await eventually(
+            lambda: all(s.sim.limit_w(1) == 6000 for s in running.values()), timeout=15
+        )
+        await asyncio.sleep(1.0)
+        after = {cp: set_profile_calls(s) - before[cp] for cp, s in running.items()}
+        assert after == dict.fromkeys(ids, 1), after
+        # Transaction ids are unique across instances.
+        started = [await s.sim.start_transaction(1) for s in running.values()]
+        assert len(set(started)) == len(started)
+        assert len({i % 64 for i in started}) > 1
 
-            # kill -9 of the instance holding CP_0: its stations come back through
-            # HAProxy elsewhere, get their limit again, and stay connected.
-            victim = owners["CP_0"]
-            moved = [cp for cp, n in owners.items() if n == victim]
-            site.kill(victim)
-            await text_becomes(probe, f"{name}/instances/{victim}", "offline")
-            for cp in moved:
-                await eventually(
-                    lambda cp=cp: len(running[cp].sims) > 1 and running[cp].sim.limit_w(1) == 6000,
-                    timeout=30,
-                )
-            await asyncio.sleep(DEAD_GRACE_AND_MARGIN)
-            for cp in ids:
-                last = probe.received(probe.value_topic(f"{cp}__connected"))[-1]
-                assert last["value"] is True, cp
-            new_owners = await holders(probe, name, ids)
-            assert victim not in new_owners.values()
-            # The status stays online: the survivors answered the victim's will.
-            assert texts(probe, f"{name}/status")[-1] == "online"
-            # The datapoint list kept every key.
-            listed = probe.received(f"{name}/available_datapoints")[-1]
-            assert all(f"{cp}__connected" in listed["sensor"] for cp in ids)
+        # kill -9 of the instance holding CP_0: its stations come back through
+        # HAProxy elsewhere, get their limit again, and stay connected.
+        victim = owners["CP_0"]
+        moved = [cp for cp, n in owners.items() if n == victim]
+        site.kill(victim)
+        await text_becomes(probe, f"{name}/instances/{victim}", "offline")
+        for cp in moved:
 
-    run(scenario(), timeout=180)
+            def limited_again(moved_to: Any = running[cp]) -> bool:
+                return len(moved_to.sims) > 1 and moved_to.sim.limit_w(1) == 6000
+
+            await eventually(limited_again, timeout=30)
+        await asyncio.sleep(DEAD_GRACE_AND_MARGIN)
+        for cp in ids:
+            last = probe.received(probe.value_topic(f"{cp}__connected"))[-1]
+            assert last["value"] is True, cp
+        new_owners = await holders(probe, name, ids)
+        assert victim not in new_owners.values()
+        # The status stays online: the survivors answered the victim's will.
+        assert texts(probe, f"{name}/status")[-1] == "online"
+        # The datapoint list kept every key.
+        listed = probe.received(f"{name}/available_datapoints")[-1]
+        assert all(f"{cp}__connected" in listed["sensor"] for cp in ids)
 
 
 DEAD_GRACE_AND_MARGIN = 11.0
@@ -325,70 +324,65 @@ async def holders(probe: Probe, name: str, ids: list[str]) -> dict[str, int]:
     return dict(found)
 
 
-def test_a_newer_connection_on_another_instance_takes_over(
+@pytest.mark.within(120)
+async def test_a_newer_connection_on_another_instance_takes_over(
     site: Site, probe: Probe, name: str
 ) -> None:
-    async def scenario() -> None:
-        probe.map(sensors=["CP_T__connected"], actuators=[LIMIT.format(cp="CP_T")])
-        await ports_open(site)
-        await text_becomes(probe, f"{name}/instances/2", "online")
-        first = Station(site.url("CP_T", 0), "CP_T")
-        await asyncio.wait_for(first.connected.wait(), 15)
-        first.running = False  # it must not reconnect: the point is the takeover
-        second = Station(site.url("CP_T", 1), "CP_T")
-        try:
-            await asyncio.wait_for(second.connected.wait(), 15)
-            # The older connection is closed within 2 s.
-            await asyncio.wait_for(first.task, 2.5)
-            owners = await holders(probe, name, ["CP_T"])
-            assert owners == {"CP_T": 1}
-            # connected never went false.
-            assert all(
-                m["value"] is True for m in probe.received(probe.value_topic("CP_T__connected"))
-            )
-            # A command now reaches the new connection only.
-            probe.command(probe.actuator_topic(LIMIT.format(cp="CP_T")), 5000)
-            await eventually(lambda: second.sim.limit_w(1) == 5000)
-            assert not first.sim.calls("SetChargingProfile")[-1:] or first.sim.limit_w(1) != 5000
-        finally:
-            await first.close()
-            await second.close()
-
-    run(scenario(), timeout=120)
+    probe.map(sensors=["CP_T__connected"], actuators=[LIMIT.format(cp="CP_T")])
+    await ports_open(site)
+    await text_becomes(probe, f"{name}/instances/2", "online")
+    first = Station(site.url("CP_T", 0), "CP_T")
+    await asyncio.wait_for(first.connected.wait(), 15)
+    first.running = False  # it must not reconnect: the point is the takeover
+    second = Station(site.url("CP_T", 1), "CP_T")
+    try:
+        await asyncio.wait_for(second.connected.wait(), 15)
+        # The older connection is closed within 2 s.
+        await asyncio.wait_for(first.task, 2.5)
+        owners = await holders(probe, name, ["CP_T"])
+        assert owners == {"CP_T": 1}
+        # connected never went false.
+        assert all(m["value"] is True for m in probe.received(probe.value_topic("CP_T__connected")))
+        # A command now reaches the new connection only.
+        probe.command(probe.actuator_topic(LIMIT.format(cp="CP_T")), 5000)
+        await eventually(lambda: second.sim.limit_w(1) == 5000)
+        assert not first.sim.calls("SetChargingProfile")[-1:] or first.sim.limit_w(1) != 5000
+    finally:
+        await first.close()
+        await second.close()
 
 
-def test_a_station_of_a_dead_instance_that_does_not_return_is_disconnected(
-    site: Site, probe: Probe, name: str
+@pytest.mark.within(120)
+async def test_a_station_of_a_dead_instance_that_does_not_return_is_disconnected(
+    site: Site, probe: Probe
 ) -> None:
-    async def scenario() -> None:
-        probe.map(sensors=["CP_D__connected"])
-        await ports_open(site)
-        lonely = Station(site.url("CP_D", 2), "CP_D")
-        await asyncio.wait_for(lonely.connected.wait(), 15)
-        await lonely.close()  # will not come back
-        # Its connection ended cleanly (a release): connected false at once.
-        assert await probe.value("CP_D__connected", lambda v: v is False) is False
-        probe.clear()
-        again = Station(site.url("CP_D", 2), "CP_D")
-        await asyncio.wait_for(again.connected.wait(), 15)
-        again.running = False
-        assert await probe.value("CP_D__connected", lambda v: v is True) is True
-        site.kill(2)
-        # Within 30 s of the kill, connected=false, from a surviving instance.
-        started = asyncio.get_running_loop().time()
-        await eventually(
-            lambda: any(
-                m["value"] is False for m in probe.received(probe.value_topic("CP_D__connected"))
-            ),
-            timeout=30,
-        )
-        assert asyncio.get_running_loop().time() - started < 30
-        await again.close()
-
-    run(scenario(), timeout=120)
+    probe.map(sensors=["CP_D__connected"])
+    await ports_open(site)
+    lonely = Station(site.url("CP_D", 2), "CP_D")
+    await asyncio.wait_for(lonely.connected.wait(), 15)
+    await lonely.close()  # will not come back
+    # Its connection ended cleanly (a release): connected false at once.
+    assert await probe.value("CP_D__connected", lambda v: v is False) is False
+    probe.clear()
+    again = Station(site.url("CP_D", 2), "CP_D")
+    await asyncio.wait_for(again.connected.wait(), 15)
+    again.running = False
+    assert await probe.value("CP_D__connected", lambda v: v is True) is True
+    site.kill(2)
+    # Within 30 s of the kill, connected=false, from a surviving instance.
+    started = asyncio.get_running_loop().time()
+    await eventually(
+        lambda: any(
+            m["value"] is False for m in probe.received(probe.value_topic("CP_D__connected"))
+        ),
+        timeout=30,
+    )
+    assert asyncio.get_running_loop().time() - started < 30
+    await again.close()
 
 
-def test_workers_share_the_port_restart_and_stop_gracefully(
+@pytest.mark.within(150)
+async def test_workers_share_the_port_restart_and_stop_gracefully(
     mosquitto: Mosquitto, probe: Probe, name: str
 ) -> None:
     """OCPP_WORKERS=2: two instances on one port; a killed worker is started
@@ -404,14 +398,8 @@ def test_workers_share_the_port_restart_and_stop_gracefully(
         "OCPP_WORKERS": "2",
         "OCPP_BOOT_WAIT": "1",
     }
-    supervisor = subprocess.Popen(
-        [sys.executable, "source/connector/main.py"],
-        cwd=ROOT,
-        env=env,
-        stderr=open(f"{tempfile.gettempdir()}/{name}-workers.log", "ab"),
-    )
-
-    async def scenario() -> None:
+    supervisor = start_main(env, f"{tempfile.gettempdir()}/{name}-workers.log")
+    try:
         for n in (0, 1):
             await text_becomes(probe, f"{name}/instances/{n}", "online", timeout=20)
         url = f"ws://127.0.0.1:{port}/ocpp"
@@ -441,12 +429,17 @@ def test_workers_share_the_port_restart_and_stop_gracefully(
         await text_becomes(probe, f"{name}/status", "offline", timeout=10)
         for n in (0, 1):
             assert texts(probe, f"{name}/instances/{n}")[-1] == "offline"
-
-    try:
-        run(scenario(), timeout=150)
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
+
+
+def start_main(env: dict[str, str], log_file: str) -> subprocess.Popen[bytes]:
+    """The connector's entry point as its own process, its stderr to log_file."""
+    with open(log_file, "ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "source/connector/main.py"], cwd=ROOT, env=env, stderr=stderr
+        )
 
 
 def worker_pid(supervisor: int, instance: int) -> int:
@@ -458,9 +451,12 @@ def worker_pid(supervisor: int, instance: int) -> int:
     raise AssertionError(f"no worker runs instance {instance}")
 
 
-def test_a_broker_restart_with_three_instances_loses_no_value(tmp_path: Path, name: str) -> None:
-    """CONTRACT §7 with §9: values sent while Mosquitto is down for 5 s all arrive,
-    in order, from whichever instance holds each station."""
+@pytest.mark.within(150)
+async def test_a_broker_restart_with_three_instances_loses_no_value(
+    tmp_path: Path, name: str
+) -> None:
+    """README "Reliability" with several instances: values sent while Mosquitto is
+    down for 5 s all arrive, in order, from whichever instance holds each station."""
     broker = Mosquitto(
         tmp_path, f"allow_anonymous true\npersistence true\npersistence_location {tmp_path}/\n"
     )
@@ -469,7 +465,7 @@ def test_a_broker_restart_with_three_instances_loses_no_value(tmp_path: Path, na
     site.start_all()
     ids = [f"CP_{i}" for i in range(6)]
 
-    async def scenario() -> None:
+    try:
         probe = Probe(broker.port, name, session=f"restart-probe-{name}")
         try:
             probe.map(sensors=[energy_key(cp) for cp in ids])
@@ -499,9 +495,6 @@ def test_a_broker_restart_with_three_instances_loses_no_value(tmp_path: Path, na
                 assert all(len(values) > 15 for values in sent.values())
         finally:
             probe.close()
-
-    try:
-        run(scenario(), timeout=150)
     finally:
         site.stop()
         broker.stop()

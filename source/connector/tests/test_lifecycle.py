@@ -1,4 +1,4 @@
-"""CONTRACT §7: graceful shutdown of the real process, and mass reconnects."""
+"""README "Reliability": graceful shutdown of the real process, and mass reconnects."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
-from connector.tests.conftest import (
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
+from connector.tests.helpers import (
     Mosquitto,
     Probe,
+    StartConnector,
     eventually,
     free_port,
     run,
-    running_connector,
     station_url,
-    test_settings,
 )
 
 pytestmark = pytest.mark.broker
@@ -105,7 +105,10 @@ async def boot(url: str, cp_id: str) -> tuple[Any, SimulatedChargePoint, asyncio
     return ws, station, reader
 
 
-def test_200_stations_reconnecting_at_once(mosquitto: Mosquitto, probe: Probe, name: str) -> None:
+@pytest.mark.within(120)
+async def test_200_stations_reconnecting_at_once(
+    probe: Probe, start_connector: StartConnector
+) -> None:
     """Half drop and come back, half connect again while the old connection is
     still open: one session per id, and `connected` ends true for all; after
     they leave, it ends false for all."""
@@ -115,36 +118,33 @@ def test_200_stations_reconnecting_at_once(mosquitto: Mosquitto, probe: Probe, n
         values = probe.received(probe.value_topic(f"{cp_id}__connected"))
         return values[-1]["value"] if values else None
 
-    async def scenario() -> None:
-        probe.map(sensors=[f"{cp}__connected" for cp in cp_ids])
-        async with running_connector(test_settings(name, mosquitto.port)) as bridge:
-            assert bridge.central is not None
-            urls = {cp: station_url(bridge, cp) for cp in cp_ids}
-            first = await asyncio.gather(*(boot(urls[cp], cp) for cp in cp_ids))
-            await eventually(lambda: len(bridge.central.stations) == 200)  # type: ignore[union-attr]
+    probe.map(sensors=[f"{cp}__connected" for cp in cp_ids])
+    async with start_connector() as bridge:
+        assert bridge.central is not None
+        urls = {cp: station_url(bridge, cp) for cp in cp_ids}
+        first = await asyncio.gather(*(boot(urls[cp], cp) for cp in cp_ids))
+        await eventually(lambda: len(bridge.central.stations) == 200)  # type: ignore[union-attr]
 
-            async def reconnect(index: int) -> tuple[Any, SimulatedChargePoint, asyncio.Task[None]]:
-                ws, _, reader = first[index]
-                if index % 2 == 0:
-                    await ws.close()  # dropped, then back
-                    reader.cancel()
-                return await boot(urls[cp_ids[index]], cp_ids[index])
-
-            second = await asyncio.gather(*(reconnect(i) for i in range(200)))
-            await eventually(lambda: all(last_connected(cp) is True for cp in cp_ids), 20)
-            await asyncio.sleep(1)  # late reports of the old connections would show now
-            assert len(bridge.central.stations) == 200
-            assert all(last_connected(cp) is True for cp in cp_ids)
-            # Every registered session is the newest connection, and it serves.
-            await asyncio.gather(*(station.call(call.Heartbeat()) for _, station, _ in second))
-            for ws, _, reader in first[1::2]:
-                assert ws.close_code == 1000  # replaced by the new connection
+        async def reconnect(index: int) -> tuple[Any, SimulatedChargePoint, asyncio.Task[None]]:
+            ws, _, reader = first[index]
+            if index % 2 == 0:
+                await ws.close()  # dropped, then back
                 reader.cancel()
+            return await boot(urls[cp_ids[index]], cp_ids[index])
 
-            for ws, _, reader in second:
-                await ws.close()
-                reader.cancel()
-            await eventually(lambda: all(last_connected(cp) is False for cp in cp_ids), 20)
-            assert bridge.central.stations == {}
+        second = await asyncio.gather(*(reconnect(i) for i in range(200)))
+        await eventually(lambda: all(last_connected(cp) is True for cp in cp_ids), 20)
+        await asyncio.sleep(1)  # late reports of the old connections would show now
+        assert len(bridge.central.stations) == 200
+        assert all(last_connected(cp) is True for cp in cp_ids)
+        # Every registered session is the newest connection, and it serves.
+        await asyncio.gather(*(station.call(call.Heartbeat()) for _, station, _ in second))
+        for ws, _, reader in first[1::2]:
+            assert ws.close_code == 1000  # replaced by the new connection
+            reader.cancel()
 
-    run(scenario(), timeout=120)
+        for ws, _, reader in second:
+            await ws.close()
+            reader.cancel()
+        await eventually(lambda: all(last_connected(cp) is False for cp in cp_ids), 20)
+        assert bridge.central.stations == {}

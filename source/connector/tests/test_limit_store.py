@@ -48,7 +48,7 @@ def test_decode(payload: bytes, expected: dict[int, float | None] | None) -> Non
 
 
 def test_encode_round_trips() -> None:
-    limits = {1: 7400, 0: None}
+    limits: dict[int, float | None] = {1: 7400, 0: None}
     assert ls.encode(limits) == {"0": None, "1": 7400}
     assert ls.decode(json.dumps(ls.encode(limits)).encode()) == limits
 

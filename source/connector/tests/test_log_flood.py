@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from connector.log_flood import LogFloodGuard
+from connector.runtime.log_flood import LogFloodGuard
 
 
 class Clock:
@@ -44,7 +45,7 @@ def setup() -> Iterator[tuple[logging.Logger, LogFloodGuard, Clock, list[Collect
     logger.propagate = True
 
 
-def test_a_flood_is_collapsed_with_a_count(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_is_collapsed_with_a_count(setup: Any) -> None:
     logger, guard, clock, handlers = setup
     for n in range(50):
         logger.error("invalid command on %s: %s", "topic", n)
@@ -72,7 +73,7 @@ def test_a_flood_is_collapsed_with_a_count(setup) -> None:  # type: ignore[no-un
     assert handlers[1].lines[-1][1] == "invalid command on topic: later"
 
 
-def test_info_and_slow_repeats_are_never_suppressed(setup) -> None:  # type: ignore[no-untyped-def]
+def test_info_and_slow_repeats_are_never_suppressed(setup: Any) -> None:
     logger, guard, clock, handlers = setup
     for n in range(20):
         logger.info("station %s connected", n)

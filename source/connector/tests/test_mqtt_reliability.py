@@ -1,4 +1,4 @@
-"""CONTRACT §7 toward the broker: login, TLS, and outages, with real Mosquittos.
+"""README "Reliability" toward the broker: login, TLS, and outages, with real Mosquittos.
 
 Each test starts its own Mosquitto, configured for what it tests, and
 restarts it where an outage is the point.
@@ -18,16 +18,18 @@ import pytest
 from ocpp.v16 import call
 
 from connector.mqtt.mqtt_link import MqttLink
-from connector.simulator import SimulatedChargePoint, SimulatorOptions
-from connector.tests.conftest import (
+from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
+from connector.tests.helpers import (
     Mosquitto,
     Probe,
+    StartStation,
+    connector_settings,
     eventually,
     free_port,
     run,
     running_connector,
     simulated_station,
-    test_settings,
 )
 from connector.tests.pki import Pki, make_pki
 
@@ -69,46 +71,44 @@ def energy_key(cp_id: str) -> str:
     return f"{cp_id}__MeterValues__1__Energy.Active.Import.Register__Wh"
 
 
-def test_broker_login_and_tls(
-    secured: tuple[Mosquitto, int], pki: Pki, name: str, caplog: Any
+@pytest.mark.within(90)
+async def test_broker_login_and_tls(
+    secured: tuple[Mosquitto, int], pki: Pki, name: str, caplog: Any, start_station: StartStation
 ) -> None:
     broker, tls_port = secured
     login = {"username": USER, "password": PASSWORD}
 
-    async def scenario() -> None:
-        for port, tls in ((broker.port, {}), (tls_port, {"mqtt_tls": True})):
-            probe = Probe(port, name, **login, tls_ca=pki.ca if tls else None)
-            try:
-                probe.map(sensors=[energy_key("CP_1")])
-                settings = test_settings(
-                    name,
-                    port,
-                    mqtt_broker_host="localhost" if tls else "127.0.0.1",
-                    mqtt_broker_username=USER,
-                    mqtt_broker_password=PASSWORD,
-                    mqtt_tls_ca=str(pki.ca) if tls else "",
-                    **tls,
-                )
-                async with running_connector(settings) as bridge:
-                    async with simulated_station(bridge, "CP_1", QUIET) as station:
-                        await station.send_meter_values(1, 3600)
-                        assert await probe.value(energy_key("CP_1")) == 11000
-            finally:
-                probe.close()
+    for port, tls in ((broker.port, {}), (tls_port, {"mqtt_tls": True})):
+        probe = Probe(port, name, **login, tls_ca=pki.ca if tls else None)
+        try:
+            probe.map(sensors=[energy_key("CP_1")])
+            settings = connector_settings(
+                name,
+                port,
+                mqtt_broker_host="localhost" if tls else "127.0.0.1",
+                mqtt_broker_username=USER,
+                mqtt_broker_password=PASSWORD,
+                mqtt_tls_ca=str(pki.ca) if tls else "",
+                **tls,
+            )
+            async with running_connector(settings) as bridge:
+                async with start_station(bridge, "CP_1", QUIET) as station:
+                    await station.send_meter_values(1, 3600)
+                    assert await probe.value(energy_key("CP_1")) == 11000
+        finally:
+            probe.close()
 
-        # Wrong credentials: the broker refuses, the connector says so and keeps
-        # serving stations; the password is not in the log.
-        caplog.set_level(logging.INFO)
-        settings = test_settings(
-            name, broker.port, mqtt_broker_username=USER, mqtt_broker_password="wrong-one"
-        )
-        async with running_connector(settings) as bridge:
-            async with simulated_station(bridge, "CP_1", QUIET) as station:
-                await station.call(call.Heartbeat())
-            assert "refused the connection" in caplog.text
-            assert "wrong-one" not in caplog.text
-
-    run(scenario(), timeout=90)
+    # Wrong credentials: the broker refuses, the connector says so and keeps
+    # serving stations; the password is not in the log.
+    caplog.set_level(logging.INFO)
+    settings = connector_settings(
+        name, broker.port, mqtt_broker_username=USER, mqtt_broker_password="wrong-one"
+    )
+    async with running_connector(settings) as bridge:
+        async with start_station(bridge, "CP_1", QUIET) as station:
+            await station.call(call.Heartbeat())
+        assert "refused the connection" in caplog.text
+        assert "wrong-one" not in caplog.text
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def outage_scenario(
                 sensors=[energy_key(cp) for cp in cp_ids],
                 actuators=["CP_0__execute_trigger_message"],
             )
-            settings = test_settings(
+            settings = connector_settings(
                 name, broker.port, mqtt_max_queued=max_queued, send_raw_message_to_db=raw
             )
             sent: dict[str, list[float]] = {cp: [] for cp in cp_ids}
@@ -261,35 +261,30 @@ def test_qos_1_and_2_interleaved_across_a_restart_with_the_link_alone(
     assert raws == set(range(sent))
 
 
-def test_a_topic_paho_or_the_broker_would_refuse_is_an_error_never_an_exception(
+async def test_a_topic_paho_or_the_broker_would_refuse_is_an_error_never_an_exception(
     mosquitto: Mosquitto, name: str, caplog: Any
 ) -> None:
-    async def scenario() -> None:
-        caplog.set_level(logging.ERROR)
-        loop = asyncio.get_running_loop()
-        link = MqttLink(
-            "127.0.0.1", mosquitto.port, f"t-{name}", loop, lambda: None, lambda *_: None
-        )
-        link.start()
-        try:
-            await eventually(link.connected.is_set)
-            for topic in (
-                f"{name}/a#b",
-                f"{name}/a+b",
-                f"{name}/a\x00b",
-                f"{name}/\x01",
-                "",
-                "x" * 70000,
-            ):
-                assert link.publish(topic, b"1", qos=1) is False
-            assert link.publish(f"{name}/fine", b"1", qos=1) is True
-            await eventually(lambda: link.unacked == 0)
-            # Still connected: a malformed topic would have made Mosquitto drop us.
-            assert link.connected.is_set()
-        finally:
-            link.stop()
-
-    run(scenario())
+    caplog.set_level(logging.ERROR)
+    loop = asyncio.get_running_loop()
+    link = MqttLink("127.0.0.1", mosquitto.port, f"t-{name}", loop, lambda: None, lambda *_: None)
+    link.start()
+    try:
+        await eventually(link.connected.is_set)
+        for topic in (
+            f"{name}/a#b",
+            f"{name}/a+b",
+            f"{name}/a\x00b",
+            f"{name}/\x01",
+            "",
+            "x" * 70000,
+        ):
+            assert link.publish(topic, b"1", qos=1) is False
+        assert link.publish(f"{name}/fine", b"1", qos=1) is True
+        await eventually(lambda: link.unacked == 0)
+        # Still connected: a malformed topic would have made Mosquitto drop us.
+        assert link.connected.is_set()
+    finally:
+        link.stop()
     assert caplog.text.count("not published on") == 6
 
 

@@ -1,4 +1,4 @@
-"""Pure, table-driven: ownership by the broker's order of claims (CONTRACT §9)."""
+"""Pure, table-driven: ownership by the broker's order of claims (README "Several instances")."""
 
 from __future__ import annotations
 

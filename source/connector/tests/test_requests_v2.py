@@ -1,4 +1,5 @@
-"""Pure, table-driven: actuator values -> OCPP 2.0.1/2.1 requests (CONTRACT §8).
+"""Pure, table-driven: actuator values -> OCPP 2.0.1/2.1 requests (README "OCPP 2.0.1 and 2.1
+stations").
 
 Each request built is checked against the version's schema, as the station
 will check it.

@@ -1,12 +1,6 @@
 """A simulated OCPP 1.6J charge point, built on the ocpp library's client side.
 
-For trials and tests. From the command line:
-
-    python source/connector/simulator.py ws://127.0.0.1:9000/CP_1
-    python source/connector/simulator.py --ocpp 2.1 ws://127.0.0.1:9000/CP_2
-
-`--ocpp 2.0.1` and `--ocpp 2.1` run the 2.x station of simulator_v2.py.
-
+For trials and tests (`python -m connector.simulator`, README "Trying it").
 It boots, reports the status of each connector, sends meter values
 periodically, and answers SetChargingProfile, ClearChargingProfile,
 TriggerMessage (then sends the triggered message), GetConfiguration and
@@ -20,98 +14,30 @@ outcome rather than the messages alone.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import logging
-import sys
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-log = logging.getLogger("simulator")
+from connector.simulator.core import CallSwitches, SimulatorOptions, utc_now
+from connector.versions import OCPP16, Version
 
 
-@dataclass
-class SimulatorOptions:
-    connectors: int = 1
-    meter_interval: float = 10.0  # s; 0 sends no periodic meter values
-    max_power_w: float = 11000.0
-    vendor: str = "FZI"
-    model: str = "Simulated"
-    # action -> status to answer instead of Accepted, e.g. {"SetChargingProfile": "Rejected"}
-    responses: dict[str, str] = field(default_factory=dict)
-    # action -> CALLERROR code to answer, e.g. {"SetChargingProfile": "NotSupported"}
-    call_errors: dict[str, str] = field(default_factory=dict)
-    # actions never answered, to test timeouts
-    silent: set[str] = field(default_factory=set)
+class SimulatedChargePoint(CallSwitches, ChargePoint):
+    PROFILE_FIELD = "csChargingProfiles"
 
-    # ---- metering ------------------------------------------------------
-    voltage: float = 230.1
-    phases: int = 3  # phases the car draws on, reported as Current.Import L1..Ln
-    report_electrical: bool = True  # False: only energy and power, no V and A
-    energy_unit: str = "Wh"  # "kWh" scales the register as such stations do
-
-    # ---- quirks of real stations (charging control) ----------------------
-    # ChargingScheduleAllowedChargingRateUnit as reported; None: key missing.
-    rate_units: str | None = "Current,Power"
-    accepted_units: set[str] = field(default_factory=lambda: {"A", "W"})
-    # ChargeProfileMaxStackLevel, reported and enforced; None: key missing.
-    max_stack_level: int | None = 8
-    # purposes answered Rejected, e.g. {"ChargePointMaxProfile"} (EVBox)
-    rejected_purposes: set[str] = field(default_factory=set)
-    # purpose -> CALLERROR code, e.g. {"ChargePointMaxProfile": "NotSupported"}
-    purpose_call_errors: dict[str, str] = field(default_factory=dict)
-    # A TxDefaultProfile that arrives while a transaction runs is stored but
-    # leaves that transaction alone; a TxProfile is needed.
-    ignores_tx_default_in_transaction: bool = False
-    # further configuration keys reported by GetConfiguration
-    extra_config: dict[str, str] = field(default_factory=dict)
-    # keys left out of the answer for all keys, reported only when asked by name
-    unlisted_config: set[str] = field(default_factory=set)
-
-
-async def intercept(station: Any, raw_msg: str | bytes) -> bool:
-    """Seen before the library's routing (both simulators): records each call's
-    wire payload, and plays the error switches. True when the call is done with."""
-    try:
-        frame = json.loads(raw_msg)
-    except ValueError:
-        return False
-    if not (isinstance(frame, list) and len(frame) == 4 and frame[0] == 2):
-        return False
-    _, unique_id, action, payload = frame
-    station.received.append((action, payload))
-    station._wire = payload if isinstance(payload, dict) else {}
-    station.call_received.set()
-    options = station.options
-    if action in options.silent:
-        return True
-    code = options.call_errors.get(action)
-    if action == "SetChargingProfile" and isinstance(payload, dict):
-        code = code or station.purpose_error(payload)
-    if code is None:
-        return False
-    await station._send(json.dumps([4, unique_id, code, "simulated", {}]))
-    return True
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class SimulatedChargePoint(ChargePoint):
-    def __init__(self, cp_id: str, connection: ClientConnection, options: SimulatorOptions) -> None:
+    def __init__(
+        self,
+        cp_id: str,
+        connection: ClientConnection,
+        options: SimulatorOptions,
+        version: Version = OCPP16,
+    ) -> None:
         super().__init__(cp_id, connection, response_timeout=10)
+        self.version = version
         self.options = options
         # Every call the central system sent: (action, payload as on the wire).
         self.received: list[tuple[str, dict[str, Any]]] = []
@@ -148,17 +74,6 @@ class SimulatedChargePoint(ChargePoint):
         for key, value in options.extra_config.items():
             config[key] = (value, False)
         return config
-
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        if not await intercept(self, raw_msg):
-            await super().route_message(raw_msg)
-
-    def purpose_error(self, payload: dict[str, Any]) -> str | None:
-        purpose = (payload.get("csChargingProfiles") or {}).get("chargingProfilePurpose")
-        return self.options.purpose_call_errors.get(purpose)
-
-    def calls(self, action: str) -> list[dict[str, Any]]:
-        return [payload for name, payload in self.received if name == action]
 
     def _status(self, action: str) -> str:
         default = "Unlocked" if action == "UnlockConnector" else "Accepted"
@@ -445,7 +360,7 @@ class SimulatedChargePoint(ChargePoint):
             self.config[key] = (value, False)
         return call_result.ChangeConfiguration(status=status)
 
-    # ---- the rest of the commands (CONTRACT §6) ----------------------------
+    # ---- the rest of the commands (README "Actuators") ----------------------------
 
     @on(Action.remote_start_transaction)
     def on_remote_start_transaction(self, **_: Any):
@@ -545,39 +460,3 @@ class SimulatedChargePoint(ChargePoint):
     async def _notify_each(self, message: Any, statuses: list[str]) -> None:
         for status in statuses:
             await self.call(message(status=status))
-
-
-async def run_simulator(url: str, options: SimulatorOptions, version: str = "1.6") -> None:
-    cp_id = url.rstrip("/").rsplit("/", 1)[-1]
-    subprotocol = f"ocpp{version}"
-    async with connect(url, subprotocols=[subprotocol]) as connection:  # type: ignore[list-item]
-        if version == "1.6":
-            station: Any = SimulatedChargePoint(cp_id, connection, options)
-        else:
-            from connector.simulator_v2 import SimulatedStationV2
-
-            station = SimulatedStationV2(cp_id, connection, options, version)
-        reader = asyncio.create_task(station.start())
-        await station.boot()
-        await station.send_all_status()
-        log.info("%s: booted with %d connectors (OCPP %s)", cp_id, options.connectors, version)
-        await asyncio.gather(reader, station.run_meter_loop())
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("url", help="ws://host:port/<charge point id>")
-    parser.add_argument("--connectors", type=int, default=1)
-    parser.add_argument("--interval", type=float, default=10.0, help="meter values every N s")
-    parser.add_argument("--ocpp", choices=("1.6", "2.0.1", "2.1"), default="1.6")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    options = SimulatorOptions(connectors=args.connectors, meter_interval=args.interval)
-    try:
-        asyncio.run(run_simulator(args.url, options, args.ocpp))
-    except KeyboardInterrupt:
-        pass
-
-
-if __name__ == "__main__":
-    main()

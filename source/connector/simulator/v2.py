@@ -1,32 +1,34 @@
 """A simulated OCPP 2.0.1 or 2.1 charging station, on the ocpp library's client side.
 
-For trials and tests; `simulator.py --ocpp 2.0.1` (or `2.1`) runs it. It
-boots, reports each EVSE's status, runs transactions with TransactionEvent
-and meter values (a multiplier on the energy register, as real 2.x meters
-send), and answers every call of CONTRACT §8: charging profiles (kept, and
-the limit in force worked out from them), variables (a small device model:
-SmartChargingCtrlr, SampledDataCtrlr), reports (NotifyReport in parts),
-triggers (then sends the triggered message), remote start and stop,
-availability, reset, unlock, firmware and logs (then their status
-notifications), monitors and, for 2.1, periodic event streams: a monitor
-with a stream opens one, and `stream()` sends its values as SEND frames.
-The switches of SimulatorOptions (responses, call_errors, silent, units,
-stack level) work as for the 1.6 simulator.
+For trials and tests; `python -m connector.simulator --ocpp 2.0.1` (or
+`2.1`) runs it. It boots, reports each EVSE's status, runs transactions with
+TransactionEvent and meter values (a multiplier on the energy register, as
+real 2.x meters send), and answers every call the connector sends (README,
+"OCPP 2.0.1 and 2.1"): charging profiles (kept, and the limit in force
+worked out from them), variables (a small device model: SmartChargingCtrlr,
+SampledDataCtrlr), reports (NotifyReport in parts), triggers (then sends the
+triggered message), remote start and stop, availability, reset, unlock,
+firmware and logs (then their status notifications), monitors and, for 2.1,
+periodic event streams: a monitor with a stream opens one, and `stream()`
+sends its values as SEND frames. The switches of SimulatorOptions
+(responses, call_errors, silent, units, stack level) work as for the 1.6
+simulator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import uuid
 from typing import Any
 
 from ocpp.routing import after, on
-from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from websockets.asyncio.client import ClientConnection
 
-from connector.simulator import SimulatorOptions, intercept, utc_now
+from connector.simulator.core import CallSwitches, SimulatorOptions, utc_now
+from connector.versions import OCPP201, Feature, Version
 
 # Our device model: `Component.Variable` -> (value, read-only).
 VARIABLES: dict[str, tuple[str, bool]] = {
@@ -42,21 +44,25 @@ def _path(component: dict[str, Any], variable: dict[str, Any]) -> str:
     return f"{component['name']}.{variable['name']}"
 
 
-class SimulatedStationV2(ChargePoint201):
-    """`version` "2.0.1" or "2.1"; the library's message classes follow it."""
+class SimulatedStationV2(CallSwitches, ChargePoint201):
+    """An OCPP 2.0.1 or 2.1 station; the library's message classes follow `version`."""
+
+    PROFILE_FIELD = "chargingProfile"
 
     def __init__(
         self,
         cp_id: str,
         connection: ClientConnection,
         options: SimulatorOptions,
-        version: str = "2.0.1",
+        version: Version = OCPP201,
     ) -> None:
         super().__init__(cp_id, connection, response_timeout=10)
-        if version == "2.1":
-            self._call = ChargePoint21._call
-            self._call_result = ChargePoint21._call_result
-            self._ocpp_version = "2.1"
+        # The handlers are 2.0.1's; 2.1's message classes are a superset with
+        # the same names, so the version's library module supplies them.
+        library = importlib.import_module(version.library)
+        self._call = library.call
+        self._call_result = library.call_result
+        self._ocpp_version = version.name
         self.version = version
         self.options = options
         self.received: list[tuple[str, dict[str, Any]]] = []
@@ -78,19 +84,6 @@ class SimulatedStationV2(ChargePoint201):
         self._next_id = 1
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wire: dict[str, Any] = {}
-
-    # ---- the receive side: record, and play the error switches ----------
-
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        if not await intercept(self, raw_msg):
-            await super().route_message(raw_msg)
-
-    def purpose_error(self, payload: dict[str, Any]) -> str | None:
-        purpose = (payload.get("chargingProfile") or {}).get("chargingProfilePurpose")
-        return self.options.purpose_call_errors.get(purpose)
-
-    def calls(self, action: str) -> list[dict[str, Any]]:
-        return [payload for name, payload in self.received if name == action]
 
     def _status(self, action: str, default: str = "Accepted") -> str:
         return self.options.responses.get(action, default)
@@ -537,7 +530,7 @@ class SimulatedStationV2(ChargePoint201):
 
     @after("SetVariableMonitoring")
     def after_set_variable_monitoring(self, **_: Any) -> None:
-        if self.version != "2.1":
+        if not self.version.has(Feature.PERIODIC_EVENT_STREAMS):
             return
         for monitor_id, data in list(self.monitors.items()):
             if "periodicEventStream" in data and monitor_id not in {

@@ -1,4 +1,4 @@
-"""OCPP_WORKERS=N: N instances on one machine, sharing OCPP_PORT (CONTRACT §9).
+"""OCPP_WORKERS=N: N instances on one machine, sharing OCPP_PORT (README "Several instances").
 
 Each worker is this program again, as instance CONNECTOR_INSTANCE + i (0 when
 unset), with SO_REUSEPORT on the port, so the kernel spreads stations over
@@ -6,7 +6,7 @@ the workers and each worker uses a core. They act as one connector through
 the broker like any other instances. This process only supervises:
 - a worker that dies is started again after RESTART_DELAY s;
 - SIGTERM or SIGINT is passed on to the workers, one after the other, and
-  each stops gracefully (CONTRACT §7); one still running after STOP_TIMEOUT s
+  each stops gracefully (README "Reliability"); one still running after STOP_TIMEOUT s
   is killed;
 - with no MQTT_BROKER_HOST, the embedded broker runs here, for all of them.
 """
@@ -26,7 +26,7 @@ from connector.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAIN = Path(__file__).resolve().parent / "main.py"
+MAIN = Path(__file__).resolve().parents[1] / "main.py"
 RESTART_DELAY = 1.0
 STOP_TIMEOUT = 15.0
 
@@ -65,7 +65,7 @@ class Workers:
         keepers = [asyncio.create_task(self._keep(self.first + i)) for i in range(count)]
         await self._stop.wait()
         # One after the other, the lowest instance last: the last one standing
-        # knows it is, and sets <name>/status offline (CONTRACT §9).
+        # knows it is, and sets <name>/status offline (README "Several instances").
         for instance in sorted(self._processes, reverse=True):
             process = self._processes[instance]
             if process.returncode is None:
