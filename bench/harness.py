@@ -169,8 +169,11 @@ def connector_env(name: str, mqtt_port: int, ocpp_port: int) -> dict[str, str]:
 
 
 @contextmanager
-def connector(name: str, mqtt_port: int, ocpp_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = connector_env(name, mqtt_port, ocpp_port)
+def connector(
+    name: str, mqtt_port: int, ocpp_port: int, extra: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The connector as its own process; `extra`: more of its environment."""
+    env = {**connector_env(name, mqtt_port, ocpp_port), **(extra or {})}
     process = subprocess.Popen(
         [sys.executable, "source/connector/main.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
     )

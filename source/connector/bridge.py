@@ -22,6 +22,7 @@ from connector.actuators import Actuator, Request, Route
 from connector.core import charging_profiles as cp
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
+from connector.core.groups import GROUP_PREFIX, LIMIT_ACTUATOR
 from connector.core.key_budget import KeyBudget
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
@@ -41,6 +42,7 @@ from connector.stations import central_system
 from connector.stations.central_system import CentralSystem, ServerOptions
 from connector.stations.charging_control import ChargingControl
 from connector.stations.command_runner import CommandRunner
+from connector.stations.site_budgets import STATE_GROUP_LIMIT, SiteBudgets
 from connector.stations.station import Station, StationHooks, now_ms
 from connector.stations.station_setup import StationSetup
 from connector.tls import client_context, server_context
@@ -125,6 +127,19 @@ class Bridge:
         self.cluster: Cluster | None = None
         self._presence: MqttLink | None = None
         self.charging = ChargingControl(settings, self._publish, self._persist)
+        # Site budgets (README "Sharing a supply"): only with OCPP_GROUPS.
+        self.site: SiteBudgets | None = None
+        if settings.ocpp_groups.by_name:
+            self.site = SiteBudgets(
+                settings.ocpp_groups,
+                settings,
+                self.charging,
+                self._publish,
+                self._persist,
+                self._station,
+                lambda key: self.mqtt.latest(key) if self.mqtt is not None else None,
+            )
+            self.charging.shared = self.site
         self.commands = CommandRunner(self._publish)
         self._boot_records: set[str] = set()
         self.setup = StationSetup(
@@ -213,6 +228,9 @@ class Bridge:
             asyncio.create_task(mqtt.run()),
             asyncio.create_task(self._run_log_flood_summaries()),
         ]
+        if self.site is not None:
+            mqtt.offer_actuators(self.site.actuator_keys(), None)
+            self._tasks.append(asyncio.create_task(self.site.run()))
         if self.cluster is not None and mqtt.ready.is_set():  # the retained claims are in
             self.cluster.claims_of_earlier_run()
 
@@ -249,7 +267,7 @@ class Bridge:
         # Its entities read the direct topics.
         if settings.homeassistant_discovery and settings.direct_topics:
             prefix = settings.homeassistant_discovery_prefix
-            mqtt.attach(Discovery(mqtt, prefix, self.actuators))
+            mqtt.attach(Discovery(mqtt, prefix, self.actuators, settings.ocpp_groups))
 
     def _start_cluster(
         self, mqtt: MqttHub, host: str, port: int, loop: asyncio.AbstractEventLoop
@@ -357,6 +375,7 @@ class Bridge:
             on_boot=self._on_boot,
             on_connector=self._offer_connector_actuators,
             on_transaction_seen=self.charging.transaction_seen,
+            on_session=self.site.session if self.site is not None else None,
             energy_monotonic=self.settings.ocpp_energy_monotonic,
             id_tags=self.settings.ocpp_id_tags,
             max_frames_per_second=self.settings.ocpp_max_frames_per_second,
@@ -370,6 +389,8 @@ class Bridge:
         self._publish(dp.connected(station.id, True, now_ms()))
         self._offer_actuators(station, None)
         self.setup.connected(station)
+        if self.site is not None:
+            self.site.connected(station)
 
     def _on_boot(self, station: Station) -> None:
         if not station.may_trigger_boot and station.id not in self._boot_records:
@@ -379,11 +400,15 @@ class Bridge:
             self._persist(boot_record_name(station.id), record)
         self.charging.booted(station)
         self.setup.booted(station)
+        if self.site is not None:
+            self.site.booted(station)
 
     def _on_disconnect(self, station: Station) -> None:
         if self.cluster is not None:
             self.cluster.release(station.id, station.connection_id)
         self._publish(dp.connected(station.id, False, now_ms()))
+        if self.site is not None:
+            self.site.disconnected(station)
 
     def _lost(self, cp_id: str) -> None:
         """A newer connection on another instance took the station: close ours,
@@ -400,6 +425,8 @@ class Bridge:
         # Connector 0 is the station itself, already served by the station key.
         if 0 < connector_id <= cmd.MAX_CONNECTOR_ID:
             self._offer_actuators(station, connector_id)
+            if self.site is not None:
+                self.site.connector_seen(station, connector_id)
 
     def _offer_actuators(self, station: Station, connector_id: int | None) -> None:
         assert self.mqtt is not None
@@ -427,6 +454,10 @@ class Bridge:
 
         Anyone who may write the broker can write these: each is validated,
         and a bad one is ignored with a WARNING, never trusted into arithmetic."""
+        if name.startswith(STATE_GROUP_LIMIT):
+            if self.site is not None:
+                self.site.restore(name[len(STATE_GROUP_LIMIT) :], payload)
+            return
         if name.startswith(STATE_BOOT_RECORD):
             cp_id = unquote(name[len(STATE_BOOT_RECORD) :])
             if not payload:
@@ -464,6 +495,9 @@ class Bridge:
         # Shortened, and without a secret an operator may have sent a station.
         shown = redact_text(payload[:200].decode("utf-8", "replace"))
         try:
+            if key.startswith(GROUP_PREFIX):
+                self._group_command(key, payload)
+                return
             target = cmd.parse_actuator_key(key, self.actuators)
             value = cmd.parse_actuator_payload(payload)
             station, speaks = self._holder(target.cp_id)
@@ -474,6 +508,13 @@ class Bridge:
             self._routes[actuator.route](station, speaks, actuator, target, request)
         except cmd.InvalidCommand as error:
             log.error("invalid command on %s, value %s: %s; nothing was sent", topic, shown, error)
+
+    def _group_command(self, key: str, payload: bytes) -> None:
+        """`@<group>__execute_set_group_limit`: every instance hears it."""
+        group, _, actuator = key[len(GROUP_PREFIX) :].partition(dp.SEP)
+        if self.site is None or actuator != LIMIT_ACTUATOR:
+            raise cmd.InvalidCommand(f"{key} is no group actuator (OCPP_GROUPS)")
+        self.site.command(group, cmd.parse_actuator_payload(payload))
 
     @staticmethod
     def _build(

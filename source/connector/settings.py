@@ -21,6 +21,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from connector.core.charging_profiles import STRATEGIES
+from connector.core.groups import NO_GROUPS, Groups, parse_groups
 from connector.core.measurands import MEASURANDS
 from connector.tls import TlsError, client_context, server_context
 from connector.versions import VERSIONS
@@ -193,6 +194,14 @@ def _basic_auth_file(raw: str) -> dict[str, str]:
     except (OSError, UnicodeDecodeError):
         raise ValueError("allowed: the path of a readable UTF-8 file") from None
     return parse_basic_auth(text)
+
+
+def _groups_file(raw: str) -> Groups:
+    try:
+        text = Path(raw.strip()).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ValueError("allowed: the path of a readable UTF-8 file") from None
+    return parse_groups(text)
 
 
 def _connector_name(raw: str) -> str:
@@ -390,6 +399,15 @@ class Settings:
     ocpp_workers: int = setting(
         "OCPP_WORKERS", _int_in(1, 64), 1, "Instances to start on this machine."
     )
+    # ---- site budgets (README "Sharing a supply") ----
+    ocpp_groups: Groups = setting(
+        "OCPP_GROUPS",
+        parse_groups,
+        NO_GROUPS,
+        "Groups sharing one limit: a JSON object (README).",
+        shown="empty",
+        also=(("OCPP_GROUPS_FILE", _groups_file),),
+    )
     # ---- standalone use (README "Direct topics") ----
     mqtt_direct_topics: bool = setting(
         "MQTT_DIRECT_TOPICS", _parse_bool, False, "Every key on its own topic, and /set."
@@ -484,6 +502,13 @@ def tls_problems(settings: Settings) -> list[str]:
             client_context(settings.mqtt_tls_ca)
         except TlsError as error:
             problems.append(f"MQTT_TLS_CA: {error}")
+    if settings.ocpp_groups.by_name and (
+        settings.connector_instance is not None or settings.ocpp_workers > 1
+    ):
+        problems.append(
+            "OCPP_GROUPS with several instances (CONNECTOR_INSTANCE, OCPP_WORKERS) is not "
+            "supported yet: run site budgets on a single instance"
+        )
     if settings.mqtt_broker_password and not settings.mqtt_broker_username:
         problems.append("MQTT_BROKER_PASSWORD is set, but MQTT_BROKER_USERNAME is empty")
     return problems

@@ -55,13 +55,15 @@ def allocate(
     groups: Groups,
     limits: Mapping[str, float],
     charging: Mapping[str, Sequence[Charging]],
+    roots: Sequence[str] | None = None,
 ) -> dict[Connector, float]:
     """Each charging connector's allocation in W (0: paused).
 
     `limits`: each group's limit in force; `charging`: each group's charging
-    connectors among those it names directly."""
+    connectors among those it names directly; `roots`: the trees to share
+    (all by default)."""
     result: dict[Connector, float] = {}
-    for root in groups.roots:
+    for root in groups.roots if roots is None else roots:
         _share(groups, root, limits[root], limits, charging, result)
     return result
 

@@ -16,6 +16,7 @@ import json
 from urllib.parse import quote, unquote
 
 from connector.core.datapoints import SEP
+from connector.core.groups import GROUP_PREFIX
 from connector.core.mqtt_topics import escape_level
 
 SET = "set"
@@ -24,7 +25,14 @@ SET = "set"
 def sensor_topic(prefix: str, key: str) -> str:
     """`prefix` is `<name>/direct/`."""
     cp_id, _, rest = key.partition(SEP)
-    return prefix + quote(cp_id, safe="") + "/" + "/".join(map(escape_level, rest.split(SEP)))
+    return prefix + _id_level(cp_id) + "/" + "/".join(map(escape_level, rest.split(SEP)))
+
+
+def _id_level(cp_id: str) -> str:
+    # A group's `@` stays readable: no station id begins with it (central_system.py).
+    if cp_id.startswith(GROUP_PREFIX):
+        return GROUP_PREFIX + quote(cp_id[len(GROUP_PREFIX) :], safe="")
+    return quote(cp_id, safe="")
 
 
 def command_subscriptions(prefix: str) -> list[str]:

@@ -16,10 +16,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from connector.core.datapoints import SEP
+
 # A group's name is part of its keys and topics: plain characters only, and
 # no "__", the key separator.
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$")
 NESTED = "group:"
+# A group's keys begin with it; station ids that do are refused at the handshake.
+GROUP_PREFIX = "@"
+# The group's limit, in W, as execute_send_charging_profile takes it.
+LIMIT_ACTUATOR = "execute_set_group_limit"
 DEFAULT_MIN_A = 6.0
 DEFAULT_VOLTAGE = 230.0
 MAX_GROUPS = 1000
@@ -87,6 +93,16 @@ class Groups:
 
 
 NO_GROUPS = Groups({}, {}, {})
+
+
+def group_id(group: str) -> str:
+    """The part of a group's keys that a station id is elsewhere: `@garage`."""
+    return GROUP_PREFIX + group
+
+
+def group_key(group: str, *parts: str) -> str:
+    """`@garage__GroupLimit__W`."""
+    return SEP.join((group_id(group), *parts))
 
 
 def parse_groups(raw: str) -> Groups:

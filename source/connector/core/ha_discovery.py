@@ -31,6 +31,7 @@ from typing import Any
 
 from connector.core.datapoints import SEP
 from connector.core.direct_topics import sensor_topic
+from connector.core.groups import GROUP_PREFIX, LIMIT_ACTUATOR
 
 DEFAULT_MAX_POWER_W = 22_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -262,3 +263,69 @@ def connector_entities(
         for actuator, control in controls
         if control.per_connector
     ]
+
+
+# A site budget's group (README "Sharing a supply"): one device, a number for
+# its limit and sensors for the rest. Group names are safe in topics as they are.
+_GROUP_SENSORS = (
+    ("GroupLimit", "Limit in force"),
+    ("MeasuredPower", "Measured power"),
+    ("Allocated", "Allocated"),
+)
+
+
+def group_config_topic(prefix: str, group: str, entity: Entity) -> str:
+    return f"{prefix}/{entity.component}/ocpp_group_{group}/{entity.object_id}/config"
+
+
+def group_entities(name: str, group: str, max_w: float) -> list[Entity]:
+    direct = f"{name}/direct/"
+    group_id = GROUP_PREFIX + group
+    device_info = {
+        "identifiers": [f"ocpp_group_{group}"],
+        "name": f"Group {group}",
+        "model": "Site budget",
+    }
+    availability = {"availability_topic": f"{name}/status"}
+    limit_state = sensor_topic(direct, f"{group_id}{SEP}GroupLimit{SEP}W")
+    entities = [
+        Entity(
+            "number",
+            "group_limit",
+            {
+                "name": "Group limit",
+                "unique_id": f"ocpp_group_{group}_group_limit",
+                "command_topic": sensor_topic(direct, f"{group_id}{SEP}{LIMIT_ACTUATOR}") + "/set",
+                "state_topic": limit_state,
+                "value_template": "{{ value_json.value }}",
+                "min": 0,
+                "max": max_w,
+                "step": 1,
+                "mode": "box",
+                "unit_of_measurement": "W",
+                "device_class": "power",
+                "device": device_info,
+                **availability,
+            },
+        )
+    ]
+    for part, label in _GROUP_SENSORS:
+        object_id = part.lower()
+        entities.append(
+            Entity(
+                "sensor",
+                object_id,
+                {
+                    "name": label,
+                    "unique_id": f"ocpp_group_{group}_{object_id}",
+                    "state_topic": sensor_topic(direct, f"{group_id}{SEP}{part}{SEP}W"),
+                    "value_template": "{{ value_json.value }}",
+                    "device_class": "power",
+                    "state_class": "measurement",
+                    "unit_of_measurement": "W",
+                    "device": device_info,
+                    **availability,
+                },
+            )
+        )
+    return entities

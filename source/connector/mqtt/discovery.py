@@ -17,6 +17,7 @@ from typing import Any
 from connector import actuators
 from connector.core import ha_discovery as ha
 from connector.core.datapoints import SEP, Datapoint
+from connector.core.groups import GROUP_PREFIX, NO_GROUPS, Groups
 from connector.core.strict_json import dumps
 from connector.mqtt.face import Face
 from connector.mqtt.hub import MqttHub
@@ -35,10 +36,14 @@ DEVICE_FIELDS = (
 
 
 class Discovery(Face):
-    def __init__(self, hub: MqttHub, prefix: str, offered: tuple[str, ...]) -> None:
+    def __init__(
+        self, hub: MqttHub, prefix: str, offered: tuple[str, ...], groups: Groups = NO_GROUPS
+    ) -> None:
         """`prefix`: HOMEASSISTANT_DISCOVERY_PREFIX; `offered`: the actuators
-        offered, whose controls the devices get."""
+        offered, whose controls the devices get; `groups`: site budgets' groups,
+        a device each."""
         self._controls = actuators.home_assistant_controls(offered)
+        self._groups = groups
         self._link = hub.link
         self._name = hub.name
         self._prefix = prefix
@@ -65,6 +70,9 @@ class Discovery(Face):
     def new_key(self, key: str) -> None:
         """A sensor key seen for the first time."""
         cp_id = key.split(SEP, 1)[0]
+        if cp_id.startswith(GROUP_PREFIX):
+            self._group(cp_id[len(GROUP_PREFIX) :])
+            return
         boot = self._boot(cp_id)
         if cp_id not in self._published:
             self._published[cp_id] = {}
@@ -116,6 +124,16 @@ class Discovery(Face):
         for topic in topics:
             self._link.publish(topic, b"", qos=1, retain=True)
         return len(topics)
+
+    def _group(self, group: str) -> None:
+        """A group's device, once: its limit as a number, its sums as sensors."""
+        entry = self._groups.by_name.get(group)
+        if entry is None or GROUP_PREFIX + group in self._published:
+            return
+        self._published[GROUP_PREFIX + group] = {}
+        for entity in ha.group_entities(self._name, group, entry.max_w):
+            topic = ha.group_config_topic(self._prefix, group, entity)
+            self._link.publish(topic, dumps(entity.config), qos=1, retain=True)
 
     def _publish(self, cp_id: str, entity: ha.Entity, source: str) -> None:
         topic = ha.config_topic(self._prefix, cp_id, entity)

@@ -97,8 +97,11 @@ class StationV16(Station):
         if transaction_id is not None:
             seen = transaction_id in self.transactions
             self.transactions.track(transaction_id, connector_id)
-            if not seen and self.hooks.on_transaction_seen is not None:
-                self.hooks.on_transaction_seen(self, connector_id)
+            if not seen:
+                if self.hooks.on_transaction_seen is not None:
+                    self.hooks.on_transaction_seen(self, connector_id)
+                if self.hooks.on_session is not None:
+                    self.hooks.on_session(self, connector_id, True)
         self.electrical.observe(connector_id, measure(payload["meterValue"]))
         mapped = dp.meter_values(
             self.id, connector_id, payload["meterValue"], now_ms(), transaction_id
@@ -113,6 +116,8 @@ class StationV16(Station):
         # A new session may start a new register (or a new session counter).
         self.energy_guard.reset(payload["connectorId"])
         self.hooks.publish(m16.start_transaction(self.id, payload, transaction_id, now_ms()))
+        if self.hooks.on_session is not None:
+            self.hooks.on_session(self, payload["connectorId"], True)
         log.info(
             "%s: transaction %d started on connector %d",
             self.id,
@@ -132,6 +137,8 @@ class StationV16(Station):
                 transaction_id,
             )
             connector_id = 0
+        elif self.hooks.on_session is not None and self.transactions.running(connector_id) is None:
+            self.hooks.on_session(self, connector_id, False)
         self._publish_mapped(
             connector_id, m16.stop_transaction(self.id, connector_id, payload, now_ms())
         )

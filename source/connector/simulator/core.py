@@ -61,6 +61,19 @@ class SimulatorOptions:
     # keys left out of the answer for all keys, reported only when asked by name
     unlisted_config: set[str] = field(default_factory=set)
 
+    # ---- the car (site budgets) --------------------------------------------
+    # What the car takes at most, whatever its limit: a car that is full, or
+    # limits itself. None: all its limit allows (up to max_power_w).
+    car_draw_w: float | None = None
+    # Called with the station after each profile it accepted: tests sample
+    # the limits in force at that very moment.
+    on_profile: Callable[[Any], None] | None = None
+
+    def draw(self, limit_w: float | None) -> float:
+        """What the car draws under a limit."""
+        draw = self.max_power_w if limit_w is None else min(limit_w, self.max_power_w)
+        return draw if self.car_draw_w is None else min(draw, self.car_draw_w)
+
 
 class CallSwitches:
     """Both simulated stations, before the ocpp library's routing: every call

@@ -152,8 +152,7 @@ class SimulatedChargePoint(CallSwitches, ChargePoint):
         return min(limits) if limits else None
 
     def power_w(self, connector_id: int = 1) -> float:
-        limit = self.limit_w(connector_id)
-        return self.options.max_power_w if limit is None else min(limit, self.options.max_power_w)
+        return self.options.draw(self.limit_w(connector_id))
 
     def forget_profiles(self) -> None:
         """What a station that keeps no profiles across a reboot does."""
@@ -265,6 +264,8 @@ class SimulatedChargePoint(CallSwitches, ChargePoint):
                 ):
                     del self.profiles[old_id]
             self.profiles[profile["chargingProfileId"]] = profile
+            if self.options.on_profile is not None:
+                self.options.on_profile(self)
         return call_result.SetChargingProfile(status=status)
 
     def _check_profile(self, connector_id: int, profile: dict[str, Any]) -> str:

@@ -278,8 +278,7 @@ class SimulatedStationV2(CallSwitches, ChargePoint201):
         return min(limits) if limits else None
 
     def power_w(self, evse_id: int = 1) -> float:
-        limit = self.limit_w(evse_id)
-        return self.options.max_power_w if limit is None else min(limit, self.options.max_power_w)
+        return self.options.draw(self.limit_w(evse_id))
 
     @on("SetChargingProfile")
     def on_set_charging_profile(self, **_: Any) -> Any:
@@ -295,6 +294,8 @@ class SimulatedStationV2(CallSwitches, ChargePoint201):
             status = "Rejected"
         if status == "Accepted":
             self.profiles[profile["id"]] = {"evseId": payload["evseId"], "profile": profile}
+            if self.options.on_profile is not None:
+                self.options.on_profile(self)
         return self._call_result.SetChargingProfile(status=status)
 
     @on("ClearChargingProfile")

@@ -7,7 +7,8 @@ Handshakes are refused before the upgrade:
   of them in handshakes (OCPP_HANDSHAKE_SHARE_PER_ADDRESS) gets 503 at once;
 - HTTP 400 when the id is empty, longer than 64 characters, holds `__` or a
   control character, ends in `_` (`CP1_`'s keys `CP1___…` would read as
-  CP1's), or when the station offers none of the subprotocols in
+  CP1's), starts with `@` (the keys of site budgets' groups), or when the
+  station offers none of the subprotocols in
   OCPP_VERSIONS (README "Datapoint keys", "OCPP 2.0.1 and 2.1 stations");
 - HTTP 401 when the id is not allowed, the Basic credentials are wrong
   (README "Security", Security Profile 1), or, under Security Profile 3, the
@@ -36,6 +37,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from connector.core.groups import GROUP_PREFIX
 from connector.stations.station import Station
 from connector.stations.station_auth import refusal
 from connector.versions import BY_SUBPROTOCOL, OCPP16, VERSIONS, Version
@@ -119,6 +121,8 @@ def id_problem(cp_id: str) -> str | None:
     if cp_id.endswith("_"):
         # Its keys `<id>__…` would begin with another id's `<id>___`.
         return "the charge point id ends in '_'"
+    if cp_id.startswith(GROUP_PREFIX):
+        return f"the charge point id starts with {GROUP_PREFIX!r}, which groups' keys do"
     return None
 
 

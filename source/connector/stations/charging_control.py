@@ -66,6 +66,17 @@ class StationGone(Exception):
     """The station disconnected mid-way; its limits are applied on reconnect."""
 
 
+class Shared:
+    """Site budgets (site_budgets.py) as charging control sees them: connectors
+    whose limit a group sets, and a user's own limit on them as a cap."""
+
+    def shares(self, cp_id: str, connector_id: int) -> bool:
+        return False
+
+    def own_limit_changed(self, cp_id: str) -> None:
+        """A user's own limit on the station or one of its connectors changed."""
+
+
 class ChargingControl:
     def __init__(
         self,
@@ -75,6 +86,7 @@ class ChargingControl:
     ) -> None:
         self.settings = settings
         self.store = LimitStore()
+        self.shared = Shared()
         self._publish = publish
         self._persist = persist
         # Per station connection. Weak: a station that left takes its state.
@@ -121,6 +133,10 @@ class ChargingControl:
         if not speaks:
             return
         self._save(cp_id)
+        self.shared.own_limit_changed(cp_id)
+        if connector_id and self.shared.shares(cp_id, connector_id):
+            # Its group sends its limit: this one is a cap on its share.
+            return
         if station is None:
             log.warning(
                 "%s: not connected; the limit (%s W on connector %d) is kept and applied "
@@ -222,8 +238,8 @@ class ChargingControl:
         """`generation`: None applies whatever is current; "latest" too, unless it
         was applied on this connection already; a number only if still current."""
         entry = self.store.get(station.id, connector_id)
-        if entry is None:
-            return
+        if entry is None or (connector_id and self.shared.shares(station.id, connector_id)):
+            return  # its group sends its limit (site_budgets.py)
         limit, current = entry
         if generation == "latest":
             generation = current
@@ -240,6 +256,19 @@ class ChargingControl:
             return
         self._of(station).applied[connector_id] = current
 
+    async def enforce(
+        self, station: Station, connector_id: int, limit: float, purpose: str
+    ) -> bool:
+        """Site budgets: one profile of that purpose (a TxProfile for the session
+        running, a TxDefaultProfile for later ones); True once Accepted."""
+        await station.learned.wait()
+        lock = self._of(station).locks.setdefault(connector_id, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._set(station, connector_id, limit, purpose)
+            except StationGone:
+                return False
+
     async def _call(self, station: Station, action: str, payload: dict[str, Any]) -> str:
         try:
             answer = await station.call_action(action, payload)
@@ -250,10 +279,14 @@ class ChargingControl:
             return failure.status
         return str(answer.get("status", ""))
 
-    async def _set(self, station: Station, connector_id: int, limit: float) -> None:
+    async def _set(
+        self, station: Station, connector_id: int, limit: float, purpose: str | None = None
+    ) -> bool:
+        """`purpose`: that one profile (site budgets); else the strategy's plan."""
         settings = self.settings
         try:
-            cp.check_target(settings.ocpp_charging_profile_strategy, connector_id)
+            if purpose is None:
+                cp.check_target(settings.ocpp_charging_profile_strategy, connector_id)
         except InvalidCommand as error:
             # A limit kept from a run with another strategy.
             log.warning(
@@ -263,7 +296,7 @@ class ChargingControl:
                 connector_id,
                 error,
             )
-            return
+            return False
         caps = station.capabilities
         if caps.lacks_smart_charging:
             log.warning(
@@ -275,13 +308,13 @@ class ChargingControl:
         rate = self._rate(
             station, connector_id, limit, caps.allows_power and not self._of(station).refuses_power
         )
-        outcome, sent = await self._send_plan(station, connector_id, rate, level)
+        outcome, sent = await self._send_plan(station, connector_id, rate, level, purpose)
         if (outcome == "Rejected" or outcome.startswith("CallError:")) and rate.unit == "W":
             # Some stations list Power but take only A. Remembered for the
             # connection once A works.
             log.info("%s: a limit in W was refused; trying A", station.id)
             rate_a = self._rate(station, connector_id, limit, False)
-            outcome_a, sent_a = await self._send_plan(station, connector_id, rate_a, level)
+            outcome_a, sent_a = await self._send_plan(station, connector_id, rate_a, level, purpose)
             sent += sent_a
             if outcome_a == cp.ACCEPTED:
                 self._of(station).refuses_power = True
@@ -309,6 +342,7 @@ class ChargingControl:
                 ", ".join(sent),
                 level,
             )
+            return True
         else:
             self._of(station).in_force.pop(connector_id, None)
             log.warning(
@@ -321,6 +355,7 @@ class ChargingControl:
                 unit,
                 ", ".join(sent),
             )
+            return False
 
     def _rate(self, station: Station, connector_id: int, limit: float, power: bool) -> cp.Rate:
         measured = station.electrical.get(connector_id)
@@ -330,15 +365,28 @@ class ChargingControl:
         return cp.to_rate(limit, power, voltage, phases)
 
     async def _send_plan(
-        self, station: Station, connector_id: int, rate: cp.Rate, level: int
+        self,
+        station: Station,
+        connector_id: int,
+        rate: cp.Rate,
+        level: int,
+        purpose: str | None = None,
     ) -> tuple[str, list[str]]:
-        """Send the strategy's profiles with their fallbacks: (outcome, what was answered)."""
+        """Send the strategy's profiles with their fallbacks, or the one profile of
+        `purpose`: (outcome, what was answered)."""
         transaction_id = station.transactions.running(connector_id) if connector_id else None
         statuses: list[str] = []
         sent: list[str] = []
-        for alternatives in cp.plan(
-            self.settings.ocpp_charging_profile_strategy, connector_id, transaction_id
-        ):
+        if purpose is None:
+            steps = cp.plan(
+                self.settings.ocpp_charging_profile_strategy, connector_id, transaction_id
+            )
+        elif purpose == cp.TX_PROFILE and transaction_id is None:
+            return "NoTransaction", ["TxProfile: no transaction runs"]
+        else:
+            tx = transaction_id if purpose == cp.TX_PROFILE else None
+            steps = [(cp.Target(purpose, connector_id, tx),)]
+        for alternatives in steps:
             choices = [
                 t
                 for t in alternatives

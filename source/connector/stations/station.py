@@ -122,6 +122,8 @@ class StationHooks:
     # A running transaction first seen in MeterValues (its start was missed,
     # for instance across a restart of the connector): (station, connectorId).
     on_transaction_seen: Callable[[Station, int], None] | None = None
+    # A session runs on a connector (True) or ended there (False): site budgets.
+    on_session: Callable[[Station, int, bool], None] | None = None
     energy_monotonic: bool = True
     # OCPP_ID_TAGS: when set, other tags are answered Invalid.
     id_tags: frozenset[str] | None = None

@@ -11,6 +11,8 @@ import pytest
 from connector.core.allocation import Charging, allocate
 from connector.core.groups import NO_GROUPS, parse_groups
 from connector.core.underuse import Underuse
+from connector.settings import SettingsError, load_settings
+from connector.stations.central_system import id_problem
 
 FUSE_32A = 22080.0  # 32 A on three phases at 230 V
 
@@ -233,3 +235,23 @@ def test_underuse(steps: list[tuple[float, float, float, float | None]]) -> None
     for measured, allocation, now, cap in steps:
         state.seen(measured, allocation, 4140, now)
         assert state.cap_w == cap, (measured, allocation, now)
+
+
+def test_groups_in_the_settings(tmp_path: Any) -> None:
+    doc = tmp_path / "groups.json"
+    doc.write_text('{"garage": {"max_w": 22080, "members": ["WB1", "WB2"]}}')
+    settings = load_settings({"OCPP_GROUPS_FILE": str(doc)}, env_file=None)
+    assert settings.ocpp_groups.group_of("WB2", 1) == "garage"
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"OCPP_GROUPS": '{"g": {"members": ["A"]}, "h": {"max_w": 1}}'}, None)
+    (line,) = caught.value.problems
+    assert "group 'g': max_w is missing" in line and "group 'h': members" in line
+    with pytest.raises(SettingsError, match="several instances"):
+        load_settings({"OCPP_GROUPS": doc.read_text(), "CONNECTOR_INSTANCE": "1"}, None)
+
+
+@pytest.mark.parametrize(
+    ("cp_id", "refused"), [("@garage", True), ("CP@1", False), ("@", True), ("garage", False)]
+)
+def test_no_station_id_looks_like_a_group(cp_id: str, refused: bool) -> None:
+    assert (id_problem(cp_id) is not None) is refused
