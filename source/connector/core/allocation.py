@@ -10,8 +10,11 @@
 - A nested group is one member of the group around it: capped at its own
   limit and at what its connectors can take, its minimum that of its
   cheapest connector; what it gets it shares among its own the same way.
-- Allocations are rounded down to 0.1 A on the connector's phases, what
-  stations accept, so the sum never exceeds the limit.
+- A connector whose station can switch it from three phases to one needs
+  only the one-phase minimum: below the three-phase one it charges on one
+  phase (phases_used) instead of pausing.
+- Allocations are rounded down to 0.1 A on the phases used, what stations
+  accept, so the sum never exceeds the limit.
 
 Cost: O(n log n) in the group's charging connectors, and never more per
 connector whatever the numbers a station or an energy manager sends.
@@ -23,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from connector.core.groups import Connector, Groups
+from connector.core.groups import Connector, Group, Groups
 
 _INF = math.inf
 _SEARCH_STEPS = 60  # bisection steps: far below 1 mW at any real limit
@@ -40,6 +43,20 @@ class Charging:
     priority: float
     # Its own limit, and any reduction for power it leaves unused; None: none.
     cap_w: float | None = None
+    # Its station can switch it from three phases to one: below the
+    # three-phase minimum it charges on one phase instead of pausing.
+    one_phase: bool = False
+
+    def min_w(self, group: Group) -> float:
+        phases = 1 if self.one_phase else self.phases
+        return group.min_w(phases)
+
+
+def phases_used(group: Group, member: Charging, share: float) -> int:
+    """One phase for a share below the three-phase minimum, where it can switch."""
+    if member.one_phase and 0 < share < group.min_w(member.phases):
+        return 1
+    return member.phases
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ def _share(
     for member in charging.get(name, ()):
         cap = member.cap_w if member.cap_w is not None else _INF
         cap = max(0.0, cap)
-        items.append(_Item(min(group.min_w(member.phases), cap), cap, member.priority, member))
+        items.append(_Item(min(member.min_w(group), cap), cap, member.priority, member))
     for nested in group.groups:
         item = _group_item(groups, nested, limits, charging)
         if item is not None:
@@ -92,8 +109,8 @@ def _share(
     given = _water_fill(items, budget)
     for item, amount in zip(items, given, strict=True):
         if item.connector is not None:
-            step = 0.1 * group.voltage * item.connector.phases
-            result[item.connector.connector] = _round_down(amount, step)
+            phases = phases_used(group, item.connector, amount)
+            result[item.connector.connector] = _round_down(amount, 0.1 * group.voltage * phases)
         else:
             assert item.group is not None
             _share(groups, item.group, amount, limits, charging, result)
@@ -113,7 +130,7 @@ def _group_item(
     for member in charging.get(name, ()):
         cap = member.cap_w if member.cap_w is not None else _INF
         cap = max(0.0, cap)
-        mins.append(min(group.min_w(member.phases), cap))
+        mins.append(min(member.min_w(group), cap))
         caps += cap
         priority = min(priority, member.priority)
     for nested in group.groups:

@@ -29,6 +29,9 @@ class Capabilities:
     feature_profiles: frozenset[str] | None = None
     sampled_data: tuple[str, ...] | None = None
     sample_interval: int | None = None
+    # It can switch a connector from three phases to one (1.6:
+    # ConnectorSwitch3to1PhaseSupported; 2.x: SmartChargingCtrlr.Phases3to1).
+    switches_to_one_phase: bool = False
 
     @property
     def allows_power(self) -> bool:
@@ -51,6 +54,11 @@ def parse_rate_units(raw: Any) -> frozenset[str]:
     """The chargingRateUnits a station allows; `{"A"}` when it names none we know."""
     units = frozenset(_UNIT_WORDS[p.lower()] for p in split_list(raw) if p.lower() in _UNIT_WORDS)
     return units or frozenset({"A"})
+
+
+def parse_bool(raw: Any) -> bool:
+    """`"true"`, `"True"`, `"1"` -> True; anything else, unknown included, False."""
+    return isinstance(raw, str) and raw.strip().lower() in ("true", "1")
 
 
 def parse_int(raw: Any) -> int | None:

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connector.core.capabilities import Capabilities, parse_int, parse_rate_units, split_list
+from connector.core.capabilities import (
+    Capabilities,
+    parse_bool,
+    parse_int,
+    parse_rate_units,
+    split_list,
+)
 from connector.core.datapoints import SEP, Datapoint
 from connector.core.secrets import is_secret
 
@@ -20,6 +26,8 @@ CONNECTORS_KEY = "NumberOfConnectors"
 FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
 SAMPLED_DATA_KEY = "MeterValuesSampledData"
 SAMPLE_INTERVAL_KEY = "MeterValueSampleInterval"
+# Read when the station lists it; not asked for by name (most stations lack it).
+PHASE_SWITCH_KEY = "ConnectorSwitch3to1PhaseSupported"
 
 # Asked for by name when the answer for all keys leaves them out: some
 # stations only report smart-charging keys when asked for them explicitly.
@@ -67,6 +75,7 @@ def capabilities(config: Mapping[str, str | None]) -> Capabilities:
         ),
         sampled_data=tuple(split_list(sampled)) if sampled is not None else None,
         sample_interval=parse_int(lookup(config, SAMPLE_INTERVAL_KEY)),
+        switches_to_one_phase=parse_bool(lookup(config, PHASE_SWITCH_KEY)),
     )
 
 

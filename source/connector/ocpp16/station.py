@@ -51,7 +51,9 @@ class StationV16(Station):
     def trigger_request(self, message: str, connector_id: int | None) -> dict[str, Any]:
         return r16.trigger_payload(message, connector_id)
 
-    async def learn(self, sampled_data: bool, sample_interval: bool) -> None:
+    async def learn(
+        self, sampled_data: bool, sample_interval: bool, phase_switching: bool = False
+    ) -> None:
         """GetConfiguration for all keys; the smart-charging keys by name when
         the answer for all keys leaves them out (some stations do)."""
         status, answer = await self.command("GetConfiguration", {})

@@ -31,7 +31,7 @@ from ocpp.routing import after, on
 from connector.core import capabilities
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
-from connector.core.capabilities import Capabilities, parse_int, parse_rate_units
+from connector.core.capabilities import Capabilities, parse_bool, parse_int, parse_rate_units
 from connector.core.datapoints import Datapoint
 from connector.core.electrical import measure
 from connector.ocpp2 import mapping as dv2
@@ -53,6 +53,8 @@ SMART_CHARGING_ENABLED = "SmartChargingCtrlr.Enabled"
 RATE_UNIT = "SmartChargingCtrlr.RateUnit"
 PROFILE_STACK_LEVEL = "SmartChargingCtrlr.ProfileStackLevel"
 LEARNED_VARIABLES = (SMART_CHARGING_ENABLED, RATE_UNIT, PROFILE_STACK_LEVEL)
+# Asked for only where site budgets may switch phases (README "Sharing a supply").
+PHASES_3TO1 = "SmartChargingCtrlr.Phases3to1"
 # OCPP_METER_VALUES_SAMPLED_DATA and OCPP_METER_VALUE_SAMPLE_INTERVAL on 2.x.
 SAMPLED_DATA = "SampledDataCtrlr.TxUpdatedMeasurands"
 SAMPLE_INTERVAL = "SampledDataCtrlr.TxUpdatedInterval"
@@ -179,10 +181,14 @@ class StationV201(Station):
 
     # ---- learning ------------------------------------------------------
 
-    async def learn(self, sampled_data: bool, sample_interval: bool) -> None:
+    async def learn(
+        self, sampled_data: bool, sample_interval: bool, phase_switching: bool = False
+    ) -> None:
         """GetVariables of the smart charging variables (and of the sampling
-        ones, when the connector is to write them)."""
+        ones, when the connector is to write them; Phases3to1 for site budgets)."""
         names = list(LEARNED_VARIABLES)
+        if phase_switching:
+            names.append(PHASES_3TO1)
         if sampled_data:
             names.append(SAMPLED_DATA)
         if sample_interval:
@@ -217,6 +223,7 @@ class StationV201(Station):
             if sampled is not None
             else None,
             sample_interval=parse_int(self.variables.get(SAMPLE_INTERVAL)),
+            switches_to_one_phase=parse_bool(self.variables.get(PHASES_3TO1)),
         )
 
     # ---- handlers: wire payload in, wire payload out ------------------

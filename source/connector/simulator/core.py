@@ -56,7 +56,8 @@ class SimulatorOptions:
     # A TxDefaultProfile that arrives while a transaction runs is stored but
     # leaves that transaction alone; a TxProfile is needed.
     ignores_tx_default_in_transaction: bool = False
-    # further configuration keys reported by GetConfiguration
+    # further configuration keys reported by GetConfiguration (1.6), or
+    # `Component.Variable` device model variables (2.x)
     extra_config: dict[str, str] = field(default_factory=dict)
     # keys left out of the answer for all keys, reported only when asked by name
     unlisted_config: set[str] = field(default_factory=set)

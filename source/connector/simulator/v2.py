@@ -74,6 +74,10 @@ class SimulatedStationV2(CallSwitches, ChargePoint201):
         if options.max_stack_level is not None:
             level = str(options.max_stack_level)
             self.variables["SmartChargingCtrlr.ProfileStackLevel"] = (level, True)
+        # extra_config's `Component.Variable` names are variables here (read-only).
+        for name, value in options.extra_config.items():
+            if "." in name:
+                self.variables[name] = (value, True)
         # chargingProfile id -> {"evseId", "profile"} as on the wire
         self.profiles: dict[int, dict[str, Any]] = {}
         self.transaction_id: str | None = None

@@ -257,15 +257,21 @@ class ChargingControl:
         self._of(station).applied[connector_id] = current
 
     async def enforce(
-        self, station: Station, connector_id: int, limit: float, purpose: str
+        self,
+        station: Station,
+        connector_id: int,
+        limit: float,
+        purpose: str,
+        phases: int | None = None,
     ) -> bool:
         """Site budgets: one profile of that purpose (a TxProfile for the session
-        running, a TxDefaultProfile for later ones); True once Accepted."""
+        running, a TxDefaultProfile for later ones); True once Accepted.
+        `phases`: numberPhases to send (a switch from three phases to one)."""
         await station.learned.wait()
         lock = self._of(station).locks.setdefault(connector_id, asyncio.Lock())
         async with lock:
             try:
-                return await self._set(station, connector_id, limit, purpose)
+                return await self._set(station, connector_id, limit, purpose, phases)
             except StationGone:
                 return False
 
@@ -280,7 +286,12 @@ class ChargingControl:
         return str(answer.get("status", ""))
 
     async def _set(
-        self, station: Station, connector_id: int, limit: float, purpose: str | None = None
+        self,
+        station: Station,
+        connector_id: int,
+        limit: float,
+        purpose: str | None = None,
+        phases: int | None = None,
     ) -> bool:
         """`purpose`: that one profile (site budgets); else the strategy's plan."""
         settings = self.settings
@@ -306,14 +317,18 @@ class ChargingControl:
             )
         level = cp.stack_level(settings.ocpp_stack_level, caps.max_stack_level)
         rate = self._rate(
-            station, connector_id, limit, caps.allows_power and not self._of(station).refuses_power
+            station,
+            connector_id,
+            limit,
+            caps.allows_power and not self._of(station).refuses_power,
+            phases,
         )
         outcome, sent = await self._send_plan(station, connector_id, rate, level, purpose)
         if (outcome == "Rejected" or outcome.startswith("CallError:")) and rate.unit == "W":
             # Some stations list Power but take only A. Remembered for the
             # connection once A works.
             log.info("%s: a limit in W was refused; trying A", station.id)
-            rate_a = self._rate(station, connector_id, limit, False)
+            rate_a = self._rate(station, connector_id, limit, False, phases)
             outcome_a, sent_a = await self._send_plan(station, connector_id, rate_a, level, purpose)
             sent += sent_a
             if outcome_a == cp.ACCEPTED:
@@ -357,11 +372,22 @@ class ChargingControl:
             )
             return False
 
-    def _rate(self, station: Station, connector_id: int, limit: float, power: bool) -> cp.Rate:
+    def _rate(
+        self,
+        station: Station,
+        connector_id: int,
+        limit: float,
+        power: bool,
+        switched: int | None = None,
+    ) -> cp.Rate:
+        """`switched`: the phases a site budget chose; numberPhases in W too."""
         measured = station.electrical.get(connector_id)
         settings = self.settings
         voltage = measured.voltage if measured.voltage is not None else settings.ocpp_voltage
         phases = measured.phases if measured.phases is not None else settings.ocpp_phases
+        if switched is not None:
+            rate = cp.to_rate(limit, power, voltage, switched)
+            return cp.Rate(rate.unit, rate.limit, switched)
         return cp.to_rate(limit, power, voltage, phases)
 
     async def _send_plan(

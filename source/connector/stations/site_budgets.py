@@ -31,7 +31,7 @@ from typing import Any
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
-from connector.core.allocation import Charging, allocate
+from connector.core.allocation import Charging, allocate, phases_used
 from connector.core.commands import InvalidCommand, parse_power_limit
 from connector.core.groups import LIMIT_ACTUATOR, Connector, Groups, group_key
 from connector.core.underuse import Underuse
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 REBALANCE_S = 1.0
 RETRY_S = 30.0
 SESSION_SETTLE_S = 0.3
+PHASE_HOLD_S = 5 * 60.0
+ONE_PHASE_MAX_A = 32.0
 ROTATE_S = 15 * 60.0
 STATE_GROUP_LIMIT = "group_limits/"
 
@@ -82,6 +84,12 @@ class SiteBudgets(Shared):
         # without an entry draws on its default profile.
         self.accepted: dict[Connector, float] = {}
         self.allocation: dict[Connector, float] = {}
+        # Each idle member's default profile the station accepted (W).
+        self.defaults: dict[Connector, float] = {}
+        # Where a station can switch phases: the phases last sent, and when
+        # they last changed.
+        self.phases_sent: dict[Connector, int] = {}
+        self.phase_changed_at: dict[Connector, float] = {}
         self._underuse: dict[Connector, Underuse] = {}
         self._dirty: set[str] = set()
         self._last: dict[str, float] = {}
@@ -116,13 +124,14 @@ class SiteBudgets(Shared):
             del self.turns[connector]
             self.accepted.pop(connector, None)
             self._underuse.pop(connector, None)
+            self.phases_sent.pop(connector, None)  # a new session starts as the car wants
             self._mark(group)
 
     def connected(self, station: Station) -> None:
         """Its members get their default profiles once it is learned, and the
         allocation is sent again (a station may have lost its profiles)."""
         if station.id in self._groups_of:
-            station.spawn(self._defaults(station))
+            station.spawn(self._learned(station))
 
     def booted(self, station: Station) -> None:
         """A station that boots ended its sessions (it reports them as it can)."""
@@ -130,8 +139,9 @@ class SiteBudgets(Shared):
             self.session(station, connector[1], False)
 
     def connector_seen(self, station: Station, connector_id: int) -> None:
-        if self.groups.group_of(station.id, connector_id) is not None:
-            station.spawn(self._default(station, connector_id))
+        group = self.groups.group_of(station.id, connector_id)
+        if group is not None:
+            self._mark(group)
 
     def disconnected(self, station: Station) -> None:
         for connector in self.turns:
@@ -266,6 +276,7 @@ class SiteBudgets(Shared):
     async def _rebalance_tree(self, root: str) -> None:
         tree = self._subtree(root)
         limits = {g: self.limits[g] for g in tree}
+        members: dict[Connector, Charging] = {}
         charging: dict[str, list[Charging]] = {}
         stations: dict[Connector, Station] = {}
         for connector, turn in self.turns.items():
@@ -281,46 +292,59 @@ class SiteBudgets(Shared):
                 continue
             stations[connector] = station
             phases = self._phases(station, connector[1])
-            charging.setdefault(group, []).append(
-                Charging(connector, phases, turn, self._cap(connector))
+            member = Charging(
+                connector,
+                phases,
+                turn,
+                self._cap(connector),
+                one_phase=phases == 3 and station.capabilities.switches_to_one_phase,
             )
+            members[connector] = member
+            charging.setdefault(group, []).append(member)
         allocation = allocate(self.groups, limits, charging, [root])
+        plan = self._with_phases(allocation, members)
         for connector in [c for c in self.allocation if self.groups.group_of(*c) in limits]:
-            if connector not in allocation:
+            if connector not in plan:
                 del self.allocation[connector]
-        self.allocation.update(allocation)
-        held: dict[Connector, float] = {}
-        for connector in allocation:
-            current = self.accepted.get(connector)
-            held[connector] = (
-                current if current is not None else self._default_w(connector, stations[connector])
-            )
+        self.allocation.update({c: share for c, (share, _) in plan.items()})
+        # Members without a session: their default profile where it fits beside
+        # the shares, else 0 until it does (a car plugged in waits for its share).
+        idle = self._idle_members(tree)
+        defaults = self._idle_defaults(tree, limits, plan, idle)
+        # In force now: the session's share, else its default profile; a
+        # default we did not see accepted may be anything (the station's maximum).
+        held = {c: self.accepted.get(c, self.defaults.get(c, math.inf)) for c in plan}
         # A session that just started draws on its default profile. Where that
-        # puts a group over its limit, it is paused first, before anything else
-        # is sent; its share follows as an increase.
-        fresh = [c for c in allocation if c not in self.accepted]
+        # puts a group over its limit, it is paused first; its share follows.
+        fresh = [c for c in plan if c not in self.accepted]
         failed: list[Connector] = []
         if fresh and self._over(tree, limits, held):
-            failed = await self._send(stations, [(c, 0.0) for c in fresh])
+            failed = await self._send(stations, [(c, 0.0, None) for c in fresh])
             for connector in fresh:
                 if connector in self.accepted:
                     held[connector] = self.accepted[connector]
-        decreases: list[tuple[Connector, float]] = []
-        increases: list[tuple[Connector, float]] = []
-        for connector, share in allocation.items():
+        decreases: list[tuple[Connector, float, int | None]] = []
+        increases: list[tuple[Connector, float, int | None]] = []
+        for connector, (share, switch_to) in plan.items():
             current = self.accepted.get(connector)
+            switching = switch_to is not None and switch_to != self.phases_sent.get(connector, 3)
             if share < held[connector] or (current is None and share == 0):
-                decreases.append((connector, share))
-            elif share > held[connector] and (
-                current is None
-                or self._worth_raising(stations[connector], connector, current, share)
+                decreases.append((connector, share, switch_to))
+            elif current is None or (
+                share > held[connector]
+                and self._worth_raising(stations[connector], connector, current, share)
             ):
-                increases.append((connector, share))
+                # A new session always gets its share as its own profile.
+                increases.append((connector, share, switch_to))
+            elif switching and current is not None:
+                decreases.append((connector, min(share, current), switch_to))
+        lower_defaults = [(c, w) for c, w in defaults.items() if w < self.defaults.get(c, math.inf)]
         failed += await self._send(stations, decreases)
+        failed += await self._send_defaults(idle, lower_defaults)
         if failed:
             log.warning(
-                "group %s: %d station(s) did not accept a decrease (%s); they count at their "
-                "old limit, no increase is sent, and it is tried again within %d s",
+                "group %s: %d connector(s) did not accept a decrease (%s); they count at "
+                "their old limit, no increase is sent, and it is tried again within %d s",
                 root,
                 len(failed),
                 ", ".join(f"{cp_id}:{c}" for cp_id, c in failed),
@@ -329,8 +353,86 @@ class SiteBudgets(Shared):
             self._retry_at[root] = time.monotonic() + RETRY_S
         else:
             await self._send(stations, increases)
+            raise_defaults = [(c, w) for c, w in defaults.items() if w > self.defaults.get(c, -1)]
+            await self._send_defaults(idle, raise_defaults)
         for group in tree:
             self._publish_group(group)
+
+    def _with_phases(
+        self, allocation: dict[Connector, float], members: dict[Connector, Charging]
+    ) -> dict[Connector, tuple[float, int | None]]:
+        """Each share with the phases to send (None: the station cannot switch).
+        A connector changes its phases at most once every PHASE_HOLD_S: until
+        then a share that needs one phase is a pause, and one that could go back
+        to three stays on one (at most ONE_PHASE_MAX_A)."""
+        now = time.monotonic()
+        plan: dict[Connector, tuple[float, int | None]] = {}
+        for connector, share in allocation.items():
+            member = members[connector]
+            if not member.one_phase:
+                plan[connector] = (share, None)
+                continue
+            group = self.groups.by_name[self.groups.group_of(*connector) or ""]
+            want = phases_used(group, member, share)
+            have = self.phases_sent.get(connector, member.phases)
+            held_back = now - self.phase_changed_at.get(connector, -math.inf) < PHASE_HOLD_S
+            if want != have and held_back:
+                if want == 1:
+                    share, want = 0.0, have
+                else:
+                    most = ONE_PHASE_MAX_A * group.voltage
+                    share = min(share, most)
+                    want = 1
+            plan[connector] = (share, want)
+        return plan
+
+    def _idle_members(self, tree: list[str]) -> dict[Connector, tuple[float, Station]]:
+        """Member connectors of connected stations without a session, with
+        their default (what one that starts unseen may draw)."""
+        idle: dict[Connector, tuple[float, Station]] = {}
+        for (cp_id, number), group in self.groups.named.items():
+            if group not in tree:
+                continue
+            station = self._station_of(cp_id)
+            if station is None or not station.learned.is_set():
+                continue
+            numbers = [number] if number else sorted(c for c in station.connectors if c)
+            for connector_id in numbers:
+                connector = (cp_id, connector_id)
+                if connector in self.turns:
+                    continue
+                if self.groups.group_of(cp_id, connector_id) == group:
+                    idle[connector] = (self._default_w(connector, station), station)
+        return idle
+
+    def _idle_defaults(
+        self,
+        tree: list[str],
+        limits: dict[str, float],
+        plan: dict[Connector, tuple[float, int | None]],
+        idle: dict[Connector, tuple[float, Station]],
+    ) -> dict[Connector, float]:
+        """Each idle member's default, in a fixed order, while it fits in every
+        enclosing group beside the shares and the defaults given before it; 0 after."""
+        totals = dict.fromkeys(tree, 0.0)
+        for connector, (share, _) in plan.items():
+            group = self.groups.group_of(*connector)
+            assert group is not None
+            for enclosing in self.groups.enclosing(group):
+                totals[enclosing] += share
+        defaults: dict[Connector, float] = {}
+        for connector in sorted(idle):
+            watts = idle[connector][0]
+            group = self.groups.group_of(*connector)
+            assert group is not None
+            chain = self.groups.enclosing(group)
+            if all(totals[g] + watts <= limits[g] + 1e-6 for g in chain):
+                defaults[connector] = watts
+                for enclosing in chain:
+                    totals[enclosing] += watts
+            else:
+                defaults[connector] = 0.0
+        return defaults
 
     def _over(
         self, tree: list[str], limits: dict[str, float], held: dict[Connector, float]
@@ -353,27 +455,61 @@ class SiteBudgets(Shared):
             return share > 0
         group = self.groups.group_of(*connector)
         assert group is not None
-        one_amp = self.groups.by_name[group].voltage * self._phases(station, connector[1])
+        phases = self.phases_sent.get(connector, self._phases(station, connector[1]))
+        one_amp = self.groups.by_name[group].voltage * phases
         return share - current >= one_amp
 
     async def _send(
-        self, stations: dict[Connector, Station], changes: list[tuple[Connector, float]]
+        self,
+        stations: dict[Connector, Station],
+        changes: list[tuple[Connector, float, int | None]],
     ) -> list[Connector]:
-        """Send each share as the session's TxProfile, all at once; the ones not accepted."""
+        """Each share as the session's TxProfile, all at once; the ones not accepted."""
         if not changes:
             return []
         results = await asyncio.gather(
             *(
-                self.charging.enforce(stations[connector], connector[1], share, cp.TX_PROFILE)
-                for connector, share in changes
+                self.charging.enforce(
+                    stations[connector], connector[1], share, cp.TX_PROFILE, phases
+                )
+                for connector, share, phases in changes
             ),
             return_exceptions=True,
         )
         failed = []
-        for (connector, share), accepted in zip(changes, results, strict=True):
+        now = time.monotonic()
+        for (connector, share, phases), accepted in zip(changes, results, strict=True):
+            if accepted is not True:
+                failed.append(connector)
+                continue
+            if connector in self.turns:
+                self.accepted[connector] = share
+            if phases is not None:
+                if phases != self.phases_sent.get(connector, 3):  # three until switched
+                    self.phase_changed_at[connector] = now
+                    log.info("%s: connector %d on %d phase(s)", connector[0], connector[1], phases)
+                self.phases_sent[connector] = phases
+        return failed
+
+    async def _send_defaults(
+        self,
+        idle: dict[Connector, tuple[float, Station]],
+        changes: list[tuple[Connector, float]],
+    ) -> list[Connector]:
+        """Each idle member's default profile, all at once; the ones not accepted."""
+        if not changes:
+            return []
+        results = await asyncio.gather(
+            *(
+                self.charging.enforce(idle[c][1], c[1], watts, cp.TX_DEFAULT_PROFILE)
+                for c, watts in changes
+            ),
+            return_exceptions=True,
+        )
+        failed = []
+        for (connector, watts), accepted in zip(changes, results, strict=True):
             if accepted is True:
-                if connector in self.turns:
-                    self.accepted[connector] = share
+                self.defaults[connector] = watts
             else:
                 failed.append(connector)
         return failed
@@ -414,31 +550,20 @@ class SiteBudgets(Shared):
             bounds.append(max(entry.max_w / count, entry.min_w(phases)))
         return min(bounds)
 
-    async def _defaults(self, station: Station) -> None:
+    async def _learned(self, station: Station) -> None:
+        """Once learned, its defaults and shares are sent again (it may have lost them)."""
         await station.learned.wait()
-        connectors = {c for c in station.connectors if c} | {
-            c for cp_id, c in self.groups.named if cp_id == station.id and c
-        }
-        for connector_id in sorted(connectors):
-            await self._default(station, connector_id)
-        for connector in self.turns:
+        for connector in list(self.defaults):
             if connector[0] == station.id:
-                self.accepted.pop(connector, None)  # sent again: it may have lost it
-                group = self.groups.group_of(*connector)
-                if group is not None:
-                    self._mark(group)
-
-    async def _default(self, station: Station, connector_id: int) -> None:
-        if self.groups.group_of(station.id, connector_id) is None:
-            return
-        default = self._default_w((station.id, connector_id), station)
-        if await self.charging.enforce(station, connector_id, default, cp.TX_DEFAULT_PROFILE):
-            log.info(
-                "%s: default profile of %s W on connector %d (site budgets)",
-                station.id,
-                dp.tidy_number(default),
-                connector_id,
-            )
+                del self.defaults[connector]
+        for connector in list(self.accepted):
+            if connector[0] == station.id:
+                del self.accepted[connector]
+        for connector in list(self.phases_sent):
+            if connector[0] == station.id:
+                del self.phases_sent[connector]
+        for group in self._groups_of.get(station.id, ()):
+            self._mark(group)
 
     # ---- the groups' keys ---------------------------------------------
 

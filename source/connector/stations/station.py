@@ -494,7 +494,9 @@ class Station:
         """The outcome of a call, for `<cp>__<action>__status`."""
         return str(answer.get("status", "Accepted"))
 
-    async def learn(self, sampled_data: bool, sample_interval: bool) -> None:
+    async def learn(
+        self, sampled_data: bool, sample_interval: bool, phase_switching: bool = False
+    ) -> None:
         """Ask the station what it can do, into `capabilities` (station_setup.py):
         with the sampling settings too when OCPP_METER_VALUES_SAMPLED_DATA or
         OCPP_METER_VALUE_SAMPLE_INTERVAL is set."""

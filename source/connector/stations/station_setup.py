@@ -147,6 +147,8 @@ class StationSetup:
         await station.learn(
             settings.ocpp_meter_values_sampled_data is not None,
             settings.ocpp_meter_value_sample_interval is not None,
+            # Site budgets may switch a connector to one phase where it can.
+            bool(settings.ocpp_groups.by_name),
         )
         caps = station.capabilities
         log.info(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.core.allocation import Charging, allocate
+from connector.core.allocation import Charging, allocate, phases_used
 from connector.core.groups import NO_GROUPS, parse_groups
 from connector.core.underuse import Underuse
 from connector.settings import SettingsError, load_settings
@@ -21,9 +21,12 @@ def groups(doc: dict[str, Any]) -> Any:
     return parse_groups(json.dumps(doc))
 
 
-def charging(member: str, priority: float, phases: int = 3, cap: float | None = None) -> Charging:
+def charging(
+    member: str, priority: float, phases: int = 3, cap: float | None = None, one: bool = False
+) -> Charging:
+    """`one`: its station can switch it from three phases to one."""
     cp_id, _, connector = member.partition(":")
-    return Charging((cp_id, int(connector or 1)), phases, priority, cap)
+    return Charging((cp_id, int(connector or 1)), phases, priority, cap, one)
 
 
 GARAGE = {"garage": {"max_w": FUSE_32A, "members": ["A", "B", "C", "D"]}}
@@ -73,6 +76,30 @@ ALLOCATIONS = {
     ),
     "a limit of 0 pauses everyone": (GARAGE, {"garage": 0}, [("A", 1), ("B", 2)], {"A": 0, "B": 0}),
     "nobody charging": (GARAGE, {"garage": FUSE_32A}, [], {}),
+    "below the three-phase minimum, switchable connectors charge on one phase": (
+        GARAGE,
+        {"garage": 5600},
+        [("A", 1, 3, None, True), ("B", 2, 3, None, True)],
+        {"A": 2783, "B": 2783},
+    ),
+    "a switchable connector with enough stays on three phases": (
+        GARAGE,
+        {"garage": 10000},
+        [("A", 1, 3, None, True), ("B", 2, 3, None, True)],
+        {"A": 4968, "B": 4968},
+    ),
+    "the later session pauses when not even its one-phase minimum is left": (
+        GARAGE,
+        {"garage": 5000},
+        [("A", 1, 3, None, False), ("B", 2, 3, None, True)],
+        {"A": 4968, "B": 0},
+    ),
+    "the later, switchable session takes one phase beside a three-phase one": (
+        GARAGE,
+        {"garage": 6000},
+        [("A", 1, 3, None, False), ("B", 2, 3, None, True)],
+        {"A": 4140, "B": 1840},
+    ),
     "a nested group is capped at its limit and shares it within": (
         NESTED,
         {"site": FUSE_32A, "garage": 6900},
@@ -255,3 +282,12 @@ def test_groups_in_the_settings(tmp_path: Any) -> None:
 )
 def test_no_station_id_looks_like_a_group(cp_id: str, refused: bool) -> None:
     assert (id_problem(cp_id) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("one", "share", "expected"),
+    [(True, 2783, 1), (True, 4140, 3), (True, 0, 3), (False, 2783, 3)],
+)
+def test_phases_used(one: bool, share: float, expected: int) -> None:
+    group = groups(GARAGE).by_name["garage"]
+    assert phases_used(group, charging("A", 1, 3, None, one), share) == expected

@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
+from connector.core import underuse
 from connector.core.allocation import Charging, allocate
 from connector.core.groups import parse_groups
 from connector.settings import Settings
@@ -326,3 +327,125 @@ def test_paused_and_charging_connectors_swap_turns_every_15_minutes() -> None:
     charging = {"garage": [Charging(c, 3, t) for c, t in site.turns.items()]}
     swapped = allocate(groups, {"garage": 10000}, charging)
     assert swapped[("C", 1)] > 0 and sorted(swapped.values())[0] == 0
+
+
+def number_phases(station: Any) -> int | None:
+    """numberPhases of the TxProfile the station holds."""
+    for entry in station.profiles.values():
+        profile = entry.get("profile", entry)
+        if profile["chargingProfilePurpose"] == "TxProfile":
+            schedule = profile["chargingSchedule"]
+            schedule = schedule[0] if isinstance(schedule, list) else schedule
+            return schedule["chargingSchedulePeriod"][0].get("numberPhases")
+    return None
+
+
+@pytest.mark.broker
+@pytest.mark.within(90)
+async def test_below_the_three_phase_minimum_a_switchable_station_charges_on_one_phase(
+    probe: Probe, start_connector: StartConnector, start_station: StartStation
+) -> None:
+    sampler = Sampler(5600)
+    probe.map(actuators=[GROUP_LIMIT])
+    doc = {"garage": {"max_w": FUSE, "members": ["CP1", "CP2"]}}
+    switches = {
+        "1.6": {"ConnectorSwitch3to1PhaseSupported": "true"},
+        "2.0.1": {"SmartChargingCtrlr.Phases3to1": "true"},
+    }
+    async with start_connector(
+        ocpp_groups=parse_groups(json.dumps(doc)), ocpp_voltage=230.0
+    ) as bridge:
+        cps = {}
+        async with AsyncExitStack() as stack:
+            for cp_id, version in (("CP1", "1.6"), ("CP2", "2.0.1")):
+                station_options = options(sampler, False, version)
+                station_options.extra_config.update(switches[version])
+                cps[cp_id] = await stack.enter_async_context(
+                    start_station(bridge, cp_id, station_options, version=version)
+                )
+                sampler.stations.append(cps[cp_id])
+            probe.command(probe.actuator_topic(GROUP_LIMIT), 5600)
+            await probe.wait_for_log("group garage: limit 5600 W")
+            await cps["CP1"].start_transaction(1)
+            await limits_become(cps, {"CP1": 5589})  # alone: three phases, 8.1 A
+            assert number_phases(cps["CP1"]) == 3
+            await cps["CP2"].start_transaction(1)
+            # 2,800 W each: below 4,140 W, so one phase each (12.1 A), not a pause.
+            await limits_become(cps, {"CP1": 2783, "CP2": 2783})
+            assert number_phases(cps["CP1"]) == number_phases(cps["CP2"]) == 1
+            await probe.wait_for_log("connector 1 on 1 phase(s)")
+            # More power within 5 minutes of the switch: they stay on one phase,
+            # up to 32 A on it.
+            sampler.allowed = FUSE
+            probe.command(probe.actuator_topic(GROUP_LIMIT), None)
+            await limits_become(cps, {"CP1": 7360, "CP2": 7360})
+            assert number_phases(cps["CP1"]) == number_phases(cps["CP2"]) == 1
+    assert sampler.violations == []
+
+
+@pytest.mark.broker
+@pytest.mark.within(90)
+async def test_power_a_full_car_leaves_unused_goes_to_the_others(
+    probe: Probe,
+    start_connector: StartConnector,
+    start_station: StartStation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 60 s in the README; 2 s here, so the test waits for it.
+    monkeypatch.setattr(underuse, "HOLD_S", 2.0)
+    sampler = Sampler(FUSE)
+    stations = [("CP1", "1.6", False), ("CP2", "1.6", False)]
+    async with garage(start_connector, start_station, sampler, stations) as cps:
+        await cps["CP1"].start_transaction(1)
+        await cps["CP2"].start_transaction(1)
+        await limits_become(cps, {"CP1": 11040, "CP2": 11040})
+        cps["CP2"].options.car_draw_w = 2000.0  # full: it takes 2 kW whatever its limit
+
+        async def meter_values() -> None:
+            while True:
+                for station in cps.values():
+                    await station.send_meter_values(1)
+                await asyncio.sleep(0.5)
+
+        reporting = asyncio.create_task(meter_values())
+        try:
+            # Its draw plus 500 W, but at least its minimum (6 A); the rest to CP1.
+            await limits_become(cps, {"CP1": 17940, "CP2": 4140})
+            # It draws all it is given again: its share comes back.
+            cps["CP2"].options.car_draw_w = None
+            await limits_become(cps, {"CP1": 11040, "CP2": 11040})
+        finally:
+            reporting.cancel()
+    assert sampler.violations == []
+
+
+@pytest.mark.broker
+@pytest.mark.within(90)
+async def test_a_nested_group_keeps_its_own_limit_inside_the_outer_one(
+    probe: Probe, start_connector: StartConnector, start_station: StartStation
+) -> None:
+    """A sub-distribution board (6,900 W) behind the building's fuse (22,080 W)."""
+    sampler = Sampler(FUSE)
+    doc = {
+        "site": {"max_w": FUSE, "members": ["CP1", "group:garage"]},
+        "garage": {"max_w": 6900, "members": ["CP2", "CP3"]},
+    }
+    async with start_connector(ocpp_groups=parse_groups(json.dumps(doc))) as bridge:
+        cps = {}
+        async with AsyncExitStack() as stack:
+            for cp_id, version in (("CP1", "1.6"), ("CP2", "2.0.1"), ("CP3", "1.6")):
+                cps[cp_id] = await stack.enter_async_context(
+                    start_station(bridge, cp_id, options(sampler, False, version), version=version)
+                )
+                sampler.stations.append(cps[cp_id])
+            # Default profiles: each where it fits, in every group around it.
+            await limits_become(cps, {"CP1": 7360, "CP2": 4140, "CP3": 0})
+            for cp_id in cps:
+                await cps[cp_id].start_transaction(1)
+            # The garage takes what its fuse allows, its later session waits.
+            await limits_become(cps, {"CP1": 15180, "CP2": 6900, "CP3": 0})
+            garage_total = sum(cps[c].limit_w(1) for c in ("CP2", "CP3"))
+            assert garage_total <= 6900
+            await cps["CP2"].stop_transaction()
+            await limits_become(cps, {"CP1": 15180, "CP3": 6900})
+    assert sampler.violations == []
