@@ -32,6 +32,7 @@ from connector.mqtt.cluster import Cluster
 from connector.mqtt.direct import DirectTopics
 from connector.mqtt.discovery import Discovery
 from connector.mqtt.embedded_broker import EmbeddedBroker
+from connector.mqtt.groups_link import GroupsLink
 from connector.mqtt.hub import MqttHub
 from connector.mqtt.mqtt_link import KEEPALIVE, MqttLink, MqttOptions
 from connector.mqtt.state import StateStore
@@ -136,7 +137,7 @@ class Bridge:
                 self.charging,
                 self._publish,
                 self._persist,
-                self._station,
+                lambda cp_id: self._holder(cp_id)[0],  # ours to act on
                 lambda key: self.mqtt.latest(key) if self.mqtt is not None else None,
             )
             self.charging.shared = self.site
@@ -258,6 +259,13 @@ class Bridge:
         mqtt.attach(self.state)
         if self.instance is not None:
             self._start_cluster(mqtt, host, port, loop)
+            if self.site is not None and self.cluster is not None:
+                site = self.site
+                link = GroupsLink(
+                    mqtt, self.instance, site.on_report, site.on_apply, site.on_result
+                )
+                mqtt.attach(link)
+                site.join(self.cluster, link)
         if settings.direct_topics:
             mqtt.attach(DirectTopics(mqtt, self._on_actuator))
         self.bemcom = Bemcom(

@@ -502,13 +502,6 @@ def tls_problems(settings: Settings) -> list[str]:
             client_context(settings.mqtt_tls_ca)
         except TlsError as error:
             problems.append(f"MQTT_TLS_CA: {error}")
-    if settings.ocpp_groups.by_name and (
-        settings.connector_instance is not None or settings.ocpp_workers > 1
-    ):
-        problems.append(
-            "OCPP_GROUPS with several instances (CONNECTOR_INSTANCE, OCPP_WORKERS) is not "
-            "supported yet: run site budgets on a single instance"
-        )
     if settings.mqtt_broker_password and not settings.mqtt_broker_username:
         problems.append("MQTT_BROKER_PASSWORD is set, but MQTT_BROKER_USERNAME is empty")
     return problems

@@ -17,6 +17,12 @@ groups' keys. The rules that keep the sum safe:
   in every enclosing group);
 - a tree of groups is rebalanced at most once a second, coalesced; an
   increase is sent only for at least 1 A or to end a pause, a decrease always.
+
+With several instances (mqtt/groups_link.py) the leader computes every group
+and the instance that holds a station applies its part: each holder reports
+its member stations, and the leader asks it for each profile and waits for
+the answer. A new leader has every report (they are retained) and rebalances
+at once, so a group is computed again within seconds of its leader's death.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
@@ -39,9 +45,16 @@ from connector.settings import Settings
 from connector.stations.charging_control import ChargingControl, Shared
 from connector.stations.station import Station, now_ms
 
+if TYPE_CHECKING:  # the link is a face of the MQTT side, handed in by the bridge
+    from connector.mqtt.groups_link import GroupsLink
+
 log = logging.getLogger(__name__)
 
 REBALANCE_S = 1.0
+# s the leader waits for another instance to apply a profile.
+REMOTE_TIMEOUT_S = 15.0
+# s between reports of measured power alone (the group's MeasuredPower sensor).
+MEASURED_REPORT_S = 10.0
 RETRY_S = 30.0
 SESSION_SETTLE_S = 0.3
 PHASE_HOLD_S = 5 * 60.0
@@ -52,6 +65,63 @@ STATE_GROUP_LIMIT = "group_limits/"
 
 def power_key(cp_id: str, connector_id: int) -> str:
     return dp.make_key(cp_id, "MeterValues", connector_id, "Power.Active.Import", "W")
+
+
+class Cluster(Protocol):
+    instance: int
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def live(self) -> set[int]: ...
+
+
+class Handle:
+    """Where a member station is served: here (its Station), or by another
+    instance (its report). What the rebalance needs of it, either way."""
+
+    def __init__(
+        self, site: SiteBudgets, cp_id: str, station: Station | None, report: dict[str, Any]
+    ) -> None:
+        self.site = site
+        self.cp_id = cp_id
+        self.station = station
+        self.report = report
+
+    def phases(self, connector_id: int) -> int:
+        if self.station is not None:
+            measured = self.station.electrical.get(connector_id).phases
+            return measured if measured is not None else self.site.settings.ocpp_phases
+        entry = self.report["connectors"].get(str(connector_id)) or {}
+        return int(entry.get("phases") or self.site.settings.ocpp_phases)
+
+    @property
+    def one_phase(self) -> bool:
+        if self.station is not None:
+            return self.station.capabilities.switches_to_one_phase
+        return bool(self.report["one_phase"])
+
+    @property
+    def learned(self) -> bool:
+        if self.station is not None:
+            return self.station.learned.is_set()
+        return bool(self.report["learned"])
+
+    @property
+    def connectors(self) -> list[int]:
+        if self.station is not None:
+            return sorted(c for c in self.station.connectors if c)
+        return sorted(int(c) for c in self.report["connectors"])
+
+    async def send(self, connector_id: int, watts: float, purpose: str, phases: int | None) -> bool:
+        if self.station is not None:
+            return await self.site.charging.enforce(
+                self.station, connector_id, watts, purpose, phases
+            )
+        return await self.site.remote_send(
+            int(self.report["instance"]), self.cp_id, connector_id, watts, purpose, phases
+        )
 
 
 class SiteBudgets(Shared):
@@ -98,6 +168,24 @@ class SiteBudgets(Shared):
         self._busy: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Several instances: the cluster, the link, and the other instances'
+        # reports of the member stations they hold.
+        self.cluster: Cluster | None = None
+        self.link: GroupsLink | None = None
+        self.remote: dict[str, dict[str, Any]] = {}
+        self._leading = False
+        self._requests = 0
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._measured_reported: dict[str, tuple[float, float]] = {}
+        # The leader's rotation: when a charging connector went to the back.
+        self._moved: dict[Connector, float] = {}
+        # Other instances' stations: the caps for power their cars leave unused.
+        self._remote_caps: dict[Connector, float | None] = {}
+
+    def join(self, cluster: Cluster, link: GroupsLink) -> None:
+        """Several instances: the leader computes, holders apply (groups_link.py)."""
+        self.cluster = cluster
+        self.link = link
 
     # ---- what charging control asks (Shared) ------------------------
 
@@ -117,7 +205,9 @@ class SiteBudgets(Shared):
             return
         connector = (station.id, connector_id)
         if running and connector not in self.turns:
-            self.turns[connector] = time.monotonic()
+            # Wall-clock: the leader compares turns of every instance's stations.
+            self.turns[connector] = time.time()
+            self._report(station.id)
             # After the station has its answer (a 1.6 transaction id) first.
             asyncio.get_running_loop().call_later(SESSION_SETTLE_S, self._mark, group)
         elif not running and connector in self.turns:
@@ -125,6 +215,8 @@ class SiteBudgets(Shared):
             self.accepted.pop(connector, None)
             self._underuse.pop(connector, None)
             self.phases_sent.pop(connector, None)  # a new session starts as the car wants
+            self._moved.pop(connector, None)
+            self._report(station.id)
             self._mark(group)
 
     def connected(self, station: Station) -> None:
@@ -141,9 +233,12 @@ class SiteBudgets(Shared):
     def connector_seen(self, station: Station, connector_id: int) -> None:
         group = self.groups.group_of(station.id, connector_id)
         if group is not None:
+            if station.learned.is_set():
+                self._report(station.id)
             self._mark(group)
 
     def disconnected(self, station: Station) -> None:
+        self._report(station.id, connected=False)
         for connector in self.turns:
             if connector[0] == station.id:
                 group = self.groups.group_of(*connector)
@@ -193,9 +288,11 @@ class SiteBudgets(Shared):
         self._dirty.add(self.groups.enclosing(group)[-1])
         self._wake.set()
 
+    def leads(self) -> bool:
+        """One instance, or the leader of several: it computes the groups."""
+        return self.cluster is None or self.cluster.is_leader
+
     async def run(self) -> None:
-        for name in self.groups.by_name:
-            self._publish_group(name)
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), REBALANCE_S)
@@ -204,6 +301,17 @@ class SiteBudgets(Shared):
             self._wake.clear()
             now = time.monotonic()
             self._observe_power(now)
+            if not self.leads():
+                self._leading = False
+                self._dirty.clear()
+                continue
+            if not self._leading:
+                # Leading from now on (at start, or its leader died): every
+                # group is computed again, from the reports every holder left.
+                self._leading = True
+                for name in self.groups.by_name:
+                    self._mark(name)
+                    self._publish_group(name)
             self._rotate(now)
             for root, at in list(self._retry_at.items()):
                 if now >= at:
@@ -223,11 +331,12 @@ class SiteBudgets(Shared):
                 await asyncio.sleep(0.1)
 
     def _observe_power(self, now: float) -> None:
-        """Power a car leaves unused goes to the others (core/underuse.py)."""
-        for connector in self.turns:
-            allocation = self.allocation.get(connector)
+        """Power a car leaves unused goes to the others (core/underuse.py): each
+        instance watches the stations it holds, and reports a change."""
+        for connector in list(self.turns):
+            share = self.accepted.get(connector)
             measured = self._latest(power_key(*connector))
-            if allocation is None or isinstance(measured, bool):
+            if share is None or isinstance(measured, bool):
                 continue
             if not isinstance(measured, int | float):
                 continue
@@ -238,8 +347,14 @@ class SiteBudgets(Shared):
                 continue
             minimum = self.groups.by_name[group].min_w(self._phases(station, connector[1]))
             state = self._underuse.setdefault(connector, Underuse())
-            if state.seen(float(measured), allocation, minimum, now):
+            if state.seen(float(measured), share, minimum, now):
+                self._report(connector[0])
                 self._mark(group)
+            elif self.cluster is not None:
+                last = self._measured_reported.get(connector[0])
+                if last is None or (now - last[0] >= MEASURED_REPORT_S and last[1] != measured):
+                    self._measured_reported[connector[0]] = (now, float(measured))
+                    self._report(connector[0])
 
     def _rotate(self, now: float) -> None:
         """Every ROTATE_S, connectors paused for want of power get their turn:
@@ -254,7 +369,7 @@ class SiteBudgets(Shared):
             if group is None or self.groups.enclosing(group)[-1] not in roots:
                 continue
             if connector not in paused:
-                self.turns[connector] = now
+                self._moved[connector] = time.time()
         for root in roots:
             log.info("group %s: paused and charging connectors swap turns", root)
             self._dirty.add(root)
@@ -278,12 +393,12 @@ class SiteBudgets(Shared):
         limits = {g: self.limits[g] for g in tree}
         members: dict[Connector, Charging] = {}
         charging: dict[str, list[Charging]] = {}
-        stations: dict[Connector, Station] = {}
-        for connector, turn in self.turns.items():
+        stations: dict[Connector, Handle] = {}
+        for connector, turn in list(self.turns.items()):
             group = self.groups.group_of(*connector)
             if group not in limits:
                 continue
-            station = self._station_of(connector[0])
+            station = self._handle(connector[0])
             if station is None:
                 # Counted at what it last accepted: the others share the rest.
                 kept = self.accepted.get(connector, self._default_w(connector, None))
@@ -291,13 +406,13 @@ class SiteBudgets(Shared):
                     limits[enclosing] = max(0.0, limits[enclosing] - kept)
                 continue
             stations[connector] = station
-            phases = self._phases(station, connector[1])
+            phases = station.phases(connector[1])
             member = Charging(
                 connector,
                 phases,
-                turn,
+                max(turn, self._moved.get(connector, 0.0)),
                 self._cap(connector),
-                one_phase=phases == 3 and station.capabilities.switches_to_one_phase,
+                one_phase=phases == 3 and station.one_phase,
             )
             members[connector] = member
             charging.setdefault(group, []).append(member)
@@ -386,17 +501,17 @@ class SiteBudgets(Shared):
             plan[connector] = (share, want)
         return plan
 
-    def _idle_members(self, tree: list[str]) -> dict[Connector, tuple[float, Station]]:
+    def _idle_members(self, tree: list[str]) -> dict[Connector, tuple[float, Handle]]:
         """Member connectors of connected stations without a session, with
         their default (what one that starts unseen may draw)."""
-        idle: dict[Connector, tuple[float, Station]] = {}
+        idle: dict[Connector, tuple[float, Handle]] = {}
         for (cp_id, number), group in self.groups.named.items():
             if group not in tree:
                 continue
-            station = self._station_of(cp_id)
-            if station is None or not station.learned.is_set():
+            station = self._handle(cp_id)
+            if station is None or not station.learned:
                 continue
-            numbers = [number] if number else sorted(c for c in station.connectors if c)
+            numbers = [number] if number else station.connectors
             for connector_id in numbers:
                 connector = (cp_id, connector_id)
                 if connector in self.turns:
@@ -410,7 +525,7 @@ class SiteBudgets(Shared):
         tree: list[str],
         limits: dict[str, float],
         plan: dict[Connector, tuple[float, int | None]],
-        idle: dict[Connector, tuple[float, Station]],
+        idle: dict[Connector, tuple[float, Handle]],
     ) -> dict[Connector, float]:
         """Each idle member's default, in a fixed order, while it fits in every
         enclosing group beside the shares and the defaults given before it; 0 after."""
@@ -448,20 +563,20 @@ class SiteBudgets(Shared):
         return any(totals[g] > limits[g] for g in tree)
 
     def _worth_raising(
-        self, station: Station, connector: Connector, current: float, share: float
+        self, station: Handle, connector: Connector, current: float, share: float
     ) -> bool:
         """An increase of at least 1 A on its phases, or the end of a pause."""
         if current == 0:
             return share > 0
         group = self.groups.group_of(*connector)
         assert group is not None
-        phases = self.phases_sent.get(connector, self._phases(station, connector[1]))
+        phases = self.phases_sent.get(connector, station.phases(connector[1]))
         one_amp = self.groups.by_name[group].voltage * phases
         return share - current >= one_amp
 
     async def _send(
         self,
-        stations: dict[Connector, Station],
+        stations: dict[Connector, Handle],
         changes: list[tuple[Connector, float, int | None]],
     ) -> list[Connector]:
         """Each share as the session's TxProfile, all at once; the ones not accepted."""
@@ -469,9 +584,7 @@ class SiteBudgets(Shared):
             return []
         results = await asyncio.gather(
             *(
-                self.charging.enforce(
-                    stations[connector], connector[1], share, cp.TX_PROFILE, phases
-                )
+                stations[connector].send(connector[1], share, cp.TX_PROFILE, phases)
                 for connector, share, phases in changes
             ),
             return_exceptions=True,
@@ -493,17 +606,14 @@ class SiteBudgets(Shared):
 
     async def _send_defaults(
         self,
-        idle: dict[Connector, tuple[float, Station]],
+        idle: dict[Connector, tuple[float, Handle]],
         changes: list[tuple[Connector, float]],
     ) -> list[Connector]:
         """Each idle member's default profile, all at once; the ones not accepted."""
         if not changes:
             return []
         results = await asyncio.gather(
-            *(
-                self.charging.enforce(idle[c][1], c[1], watts, cp.TX_DEFAULT_PROFILE)
-                for c, watts in changes
-            ),
+            *(idle[c][1].send(c[1], watts, cp.TX_DEFAULT_PROFILE, None) for c, watts in changes),
             return_exceptions=True,
         )
         failed = []
@@ -524,6 +634,9 @@ class SiteBudgets(Shared):
         underuse = self._underuse.get(connector)
         if underuse is not None and underuse.cap_w is not None:
             caps.append(underuse.cap_w)
+        remote = self._remote_caps.get(connector)
+        if remote is not None and self._station_of(connector[0]) is None:
+            caps.append(remote)
         return min(caps) if caps else None
 
     def _phases(self, station: Station, connector_id: int) -> int:
@@ -532,17 +645,17 @@ class SiteBudgets(Shared):
 
     # ---- default profiles ---------------------------------------------
 
-    def _default_w(self, connector: Connector, station: Station | None) -> float:
+    def _default_w(self, connector: Connector, station: Handle | None) -> float:
         """What a session that starts unseen may draw: within every enclosing
         group's max_w over its member connectors, or its minimum if larger."""
         group = self.groups.group_of(*connector)
         assert group is not None
-        phases = self._phases(station, connector[1]) if station is not None else 3
+        phases = station.phases(connector[1]) if station is not None else 3
         known = {}
         for cp_id, number in self.groups.named:
             if number == 0:
-                held = self._station_of(cp_id)
-                known[cp_id] = max(1, len([c for c in held.connectors if c])) if held else 1
+                held = self._handle(cp_id)
+                known[cp_id] = max(1, len(held.connectors)) if held else 1
         bounds = []
         for enclosing in self.groups.enclosing(group):
             entry = self.groups.by_name[enclosing]
@@ -562,6 +675,7 @@ class SiteBudgets(Shared):
         for connector in list(self.phases_sent):
             if connector[0] == station.id:
                 del self.phases_sent[connector]
+        self._report(station.id)  # several instances: the leader learns of it
         for group in self._groups_of.get(station.id, ()):
             self._mark(group)
 
@@ -575,11 +689,7 @@ class SiteBudgets(Shared):
         for (cp_id, number), group in self.groups.named.items():
             if group not in tree:
                 continue
-            numbers = [number] if number else self._connectors_of(cp_id)
-            for connector_id in numbers:
-                value = self._latest(power_key(cp_id, connector_id))
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    measured += value
+            measured += self._measured(cp_id, number)
         points = [
             dp.Datapoint(
                 group_key(name, "GroupLimit", "W"), dp.tidy_number(self.limits[name]), now
@@ -600,6 +710,181 @@ class SiteBudgets(Shared):
     def _subtree_of(self, name: str) -> list[str]:
         return [g for g in self.groups.by_name if name in self.groups.enclosing(g)]
 
-    def _connectors_of(self, cp_id: str) -> list[int]:
+    def _measured(self, cp_id: str, number: int) -> float:
+        """The latest Power.Active.Import of a member (every connector of a
+        whole station): ours, or as its holder last reported it."""
+        total = 0.0
         station = self._station_of(cp_id)
-        return sorted(c for c in station.connectors if c) if station is not None else []
+        if station is not None:
+            numbers = [number] if number else sorted(c for c in station.connectors if c)
+            for connector_id in numbers:
+                value = self._latest(power_key(cp_id, connector_id))
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    total += value
+            return total
+        report = self.remote.get(cp_id)
+        if report is not None and report["connected"]:
+            for key, entry in report["connectors"].items():
+                if (not number or int(key) == number) and entry.get("measured") is not None:
+                    total += entry["measured"]
+        return total
+
+    # ---- several instances (mqtt/groups_link.py) -----------------------
+
+    def _handle(self, cp_id: str) -> Handle | None:
+        """Where the station is served; None while it is connected nowhere."""
+        station = self._station_of(cp_id)
+        if station is not None:
+            return Handle(self, cp_id, station, {})
+        report = self.remote.get(cp_id)
+        cluster = self.cluster
+        if (
+            report is not None
+            and cluster is not None
+            and report["connected"]
+            and report["instance"] != cluster.instance
+            and report["instance"] in cluster.live
+        ):
+            return Handle(self, cp_id, None, report)
+        return None
+
+    def _report(self, cp_id: str, connected: bool = True) -> None:
+        """Several instances: what we know of a member station we hold."""
+        if self.link is None or self.cluster is None or cp_id not in self._groups_of:
+            return
+        station = self._station_of(cp_id) if connected else None
+        if connected and station is None:
+            return
+        latest = self.remote.get(cp_id)
+        if not connected and latest is not None and latest["instance"] != self.cluster.instance:
+            return  # another instance holds it now: its report stands
+        connectors: dict[str, dict[str, Any]] = {}
+        numbers = sorted(c for c in station.connectors if c) if station is not None else []
+        numbers += [n for cp, n in self.groups.named if cp == cp_id and n and n not in numbers]
+        for number in numbers:
+            connector = (cp_id, number)
+            if self.groups.group_of(cp_id, number) is None:
+                continue
+            measured = self._latest(power_key(cp_id, number)) if station is not None else None
+            underuse = self._underuse.get(connector)
+            connectors[str(number)] = {
+                "phases": self._phases(station, number) if station is not None else 3,
+                "turn": self.turns.get(connector),
+                "accepted": self.accepted.get(connector),
+                "default": self.defaults.get(connector),
+                "sent_phases": self.phases_sent.get(connector),
+                "cap": underuse.cap_w if underuse is not None else None,
+                "measured": measured if isinstance(measured, int | float) else None,
+            }
+        report = {
+            "instance": self.cluster.instance,
+            "connected": connected,
+            "learned": bool(station is not None and station.learned.is_set()),
+            "one_phase": bool(station is not None and station.capabilities.switches_to_one_phase),
+            "connectors": connectors,
+        }
+        self.remote[cp_id] = report
+        self.link.report(cp_id, report)
+
+    def on_report(self, cp_id: str, report: dict[str, Any] | None) -> None:
+        """Another instance's report of a member station (retained: every
+        instance has them all, so a new leader starts from them)."""
+        if cp_id not in self._groups_of or self.cluster is None:
+            return
+        if report is None:
+            self.remote.pop(cp_id, None)
+            return
+        if report["instance"] == self.cluster.instance or self._station_of(cp_id) is not None:
+            return  # ours: we know better
+        self.remote[cp_id] = report
+        for connector in [
+            c for c in (*self.turns, *self.accepted, *self.defaults) if c[0] == cp_id
+        ]:
+            self.turns.pop(connector, None)
+            self.accepted.pop(connector, None)
+            self.defaults.pop(connector, None)
+            self.phases_sent.pop(connector, None)
+        for key, entry in report["connectors"].items():
+            connector = (cp_id, int(key))
+            if entry.get("turn") is not None:
+                self.turns[connector] = float(entry["turn"])
+            if entry.get("accepted") is not None:
+                self.accepted[connector] = float(entry["accepted"])
+            if entry.get("default") is not None:
+                self.defaults[connector] = float(entry["default"])
+            if entry.get("sent_phases") is not None:
+                self.phases_sent[connector] = int(entry["sent_phases"])
+            self._remote_caps[connector] = entry.get("cap")
+        for group in self._groups_of[cp_id]:
+            self._mark(group)
+
+    async def remote_send(
+        self,
+        instance: int,
+        cp_id: str,
+        connector_id: int,
+        watts: float,
+        purpose: str,
+        phases: int | None,
+    ) -> bool:
+        """The leader asks the holder for one profile; True once it was accepted."""
+        if self.link is None or self.cluster is None:
+            return False
+        self._requests += 1
+        request_id = f"{self.cluster.instance}-{self._requests}"
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = answer
+        self.link.apply(
+            instance,
+            {
+                "id": request_id,
+                "from": self.cluster.instance,
+                "cp": cp_id,
+                "c": connector_id,
+                "w": watts,
+                "purpose": purpose,
+                "phases": phases,
+            },
+        )
+        try:
+            return await asyncio.wait_for(answer, REMOTE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "%s: instance %d did not answer for connector %d", cp_id, instance, connector_id
+            )
+            return False
+        finally:
+            self._waiting.pop(request_id, None)
+
+    def on_result(self, request_id: str, ok: bool) -> None:
+        answer = self._waiting.get(request_id)
+        if answer is not None and not answer.done():
+            answer.set_result(ok)
+
+    def on_apply(self, message: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._apply(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply(self, message: dict[str, Any]) -> None:
+        """A profile the leader asks of a station we hold, exactly once: only
+        the holder is asked, and only the holder sends it."""
+        assert self.link is not None
+        cp_id, number = message["cp"], int(message["c"])
+        station = self._station_of(cp_id)
+        if station is None or self.groups.group_of(cp_id, number) is None:
+            self._report(cp_id, connected=False)  # a report of ours was out of date
+            self.link.result(int(message["from"]), message["id"], False)
+            return
+        watts, purpose, phases = float(message["w"]), message["purpose"], message["phases"]
+        ok = await self.charging.enforce(station, number, watts, purpose, phases)
+        connector = (cp_id, number)
+        if ok and purpose == cp.TX_PROFILE:
+            if connector in self.turns:
+                self.accepted[connector] = watts
+            if phases is not None:
+                self.phases_sent[connector] = int(phases)
+        elif ok:
+            self.defaults[connector] = watts
+        self._report(cp_id)
+        self.link.result(int(message["from"]), message["id"], ok)

@@ -273,8 +273,9 @@ def test_groups_in_the_settings(tmp_path: Any) -> None:
         load_settings({"OCPP_GROUPS": '{"g": {"members": ["A"]}, "h": {"max_w": 1}}'}, None)
     (line,) = caught.value.problems
     assert "group 'g': max_w is missing" in line and "group 'h': members" in line
-    with pytest.raises(SettingsError, match="several instances"):
-        load_settings({"OCPP_GROUPS": doc.read_text(), "CONNECTOR_INSTANCE": "1"}, None)
+    # Several instances share the groups (the leader computes them).
+    shared = load_settings({"OCPP_GROUPS": doc.read_text(), "CONNECTOR_INSTANCE": "1"}, None)
+    assert shared.ocpp_groups.by_name["garage"].max_w == 22080
 
 
 @pytest.mark.parametrize(

@@ -41,9 +41,13 @@ LIMIT = "{cp}__execute_send_charging_profile"
 class Site:
     """Three instances, HAProxy in front, all on loopback."""
 
-    def __init__(self, mosquitto: Mosquitto, name: str) -> None:
+    def __init__(
+        self, mosquitto: Mosquitto, name: str, extra: dict[str, str] | None = None
+    ) -> None:
+        """`extra`: more of every instance's environment."""
         self.mosquitto = mosquitto
         self.name = name
+        self.extra = extra or {}
         self.ports = {n: free_port() for n in INSTANCES}
         self.front = free_port()
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -63,6 +67,7 @@ class Site:
             "OCPP_RESPONSE_TIMEOUT": "5",
             # Every station comes from HAProxy's address (README, Several instances).
             "OCPP_HANDSHAKE_SHARE_PER_ADDRESS": "100",
+            **self.extra,
         }
 
     def start(self, instance: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -24,9 +25,11 @@ from connector.core.allocation import Charging, allocate
 from connector.core.groups import parse_groups
 from connector.settings import Settings
 from connector.simulator.core import SimulatorOptions
+from connector.simulator.v16 import SimulatedChargePoint
 from connector.stations.charging_control import ChargingControl
 from connector.stations.site_budgets import ROTATE_S, SiteBudgets
-from connector.tests.helpers import Probe, StartConnector, StartStation, eventually
+from connector.tests.helpers import Mosquitto, Probe, StartConnector, StartStation, eventually
+from connector.tests.test_instances import Site, ports_open
 
 GROUP_LIMIT = "@garage__execute_set_group_limit"
 FUSE = 22080.0  # 32 A on three phases at 230 V
@@ -320,11 +323,14 @@ def test_paused_and_charging_connectors_swap_turns_every_15_minutes() -> None:
     site.allocation = allocate(groups, {"garage": 10000}, charging)
     assert site.allocation[("C", 1)] == 0  # the latest waits
     site._rotate(site._rotated_at + ROTATE_S - 1)
-    assert site.turns[("A", 1)] == 1.0  # not yet
-    later = site._rotated_at + ROTATE_S
-    site._rotate(later)
-    assert site.turns == {("A", 1): later, ("B", 1): later, ("C", 1): 3.0}
-    charging = {"garage": [Charging(c, 3, t) for c, t in site.turns.items()]}
+    assert site._moved == {}  # not yet
+    site._rotate(site._rotated_at + ROTATE_S + 1)
+    # The two charging go to the back of the queue (a wall-clock time now).
+    assert set(site._moved) == {("A", 1), ("B", 1)}
+    assert all(moved > 3.0 for moved in site._moved.values())
+    charging = {
+        "garage": [Charging(c, 3, max(t, site._moved.get(c, 0))) for c, t in site.turns.items()]
+    }
     swapped = allocate(groups, {"garage": 10000}, charging)
     assert swapped[("C", 1)] > 0 and sorted(swapped.values())[0] == 0
 
@@ -448,4 +454,58 @@ async def test_a_nested_group_keeps_its_own_limit_inside_the_outer_one(
             assert garage_total <= 6900
             await cps["CP2"].stop_transaction()
             await limits_become(cps, {"CP1": 15180, "CP3": 6900})
+    assert sampler.violations == []
+
+
+@asynccontextmanager
+async def station_at(url: str, cp_id: str, station_options: SimulatorOptions) -> AsyncIterator[Any]:
+    """A simulated 1.6 station connected to that URL (one instance, here)."""
+    async with connect(url, subprotocols=[Subprotocol("ocpp1.6")]) as ws:
+        station = SimulatedChargePoint(cp_id, ws, station_options)
+        reader = asyncio.create_task(station.start())
+        try:
+            await station.boot()
+            await station.send_all_status()
+            yield station
+        finally:
+            reader.cancel()
+
+
+@pytest.mark.broker
+@pytest.mark.within(150)
+async def test_three_instances_share_a_group_and_another_takes_over_when_its_leader_dies(
+    mosquitto: Mosquitto, probe: Probe, name: str
+) -> None:
+    """The leader (instance 0) computes; each holder applies its station's part;
+    killed, the leader's group is computed by instance 1 within 30 s."""
+    sampler = Sampler(FUSE)
+    probe.map(actuators=[GROUP_LIMIT])
+    doc = {"garage": {"max_w": FUSE, "members": ["CP_A", "CP_B", "CP_C"]}}
+    site = Site(mosquitto, name, {"OCPP_GROUPS": json.dumps(doc), "OCPP_VOLTAGE": "230"})
+    site.start_all()
+    try:
+        await ports_open(site)
+        async with AsyncExitStack() as stack:
+            cps: dict[str, Any] = {}
+            for instance, cp_id in enumerate(("CP_A", "CP_B", "CP_C")):
+                station_options = options(sampler, False, "1.6")
+                cps[cp_id] = await stack.enter_async_context(
+                    station_at(site.url(cp_id, instance), cp_id, station_options)
+                )
+                sampler.stations.append(cps[cp_id])
+            await limits_become(cps, dict.fromkeys(cps, 7360))  # defaults: 22080 / 3
+            for station in cps.values():
+                await station.start_transaction(1)
+            await limits_become(cps, dict.fromkeys(cps, 7314))
+            # The leader dies with CP_A: CP_A counts at its last limit, 7314 W.
+            site.kill(0)
+            killed_at = time.monotonic()
+            sampler.allowed = FUSE
+            probe.command(probe.actuator_topic(GROUP_LIMIT), 12000)
+            # 12000 - 7314 left: CP_B (its session is older) gets it, CP_C waits.
+            await limits_become({c: cps[c] for c in ("CP_B", "CP_C")}, {"CP_B": 4623, "CP_C": 0})
+            assert time.monotonic() - killed_at < 30
+            assert cps["CP_A"].limit_w(1) == 7314
+    finally:
+        site.stop()
     assert sampler.violations == []
