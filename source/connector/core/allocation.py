@@ -48,8 +48,13 @@ class Charging:
     one_phase: bool = False
 
     def min_w(self, group: Group) -> float:
+        """The least it is given when charging: its minimum, or its cap if lower."""
         phases = 1 if self.one_phase else self.phases
-        return group.min_w(phases)
+        return min(group.min_w(phases), self.cap)
+
+    @property
+    def cap(self) -> float:
+        return _INF if self.cap_w is None else max(0.0, self.cap_w)
 
 
 def phases_used(group: Group, member: Charging, share: float) -> int:
@@ -97,9 +102,7 @@ def _share(
     budget = max(0.0, min(budget, limits[name]))
     items: list[_Item] = []
     for member in charging.get(name, ()):
-        cap = member.cap_w if member.cap_w is not None else _INF
-        cap = max(0.0, cap)
-        items.append(_Item(min(member.min_w(group), cap), cap, member.priority, member))
+        items.append(_Item(member.min_w(group), member.cap, member.priority, member))
     for nested in group.groups:
         item = _group_item(groups, nested, limits, charging)
         if item is not None:
@@ -128,10 +131,8 @@ def _group_item(
     caps = 0.0
     priority = _INF
     for member in charging.get(name, ()):
-        cap = member.cap_w if member.cap_w is not None else _INF
-        cap = max(0.0, cap)
-        mins.append(min(member.min_w(group), cap))
-        caps += cap
+        mins.append(member.min_w(group))
+        caps += member.cap
         priority = min(priority, member.priority)
     for nested in group.groups:
         item = _group_item(groups, nested, limits, charging)
