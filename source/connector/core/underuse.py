@@ -3,7 +3,9 @@
 A connector whose measured power stays more than 10 % and 500 W below its
 allocation for 60 s (a car that is full, or limits itself) is capped at its
 measured power plus 500 W (at least its minimum). When its measured power
-comes within 500 W of that cap, the cap goes, and it gets its share back.
+comes within half of that margin of the cap (closer than the reading that set
+it, so one reading cannot set and clear it), the cap goes, and it gets its
+share back.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Underuse:
     def seen(self, measured_w: float, allocation_w: float, min_w: float, now: float) -> bool:
         """True when the cap changed (the group should rebalance)."""
         if self.cap_w is not None:
-            if measured_w >= self.cap_w - MARGIN_W:
+            if measured_w >= self.cap_w - MARGIN_W / 2:
                 self.cap_w = None
                 self.below_since = None
                 return True

@@ -66,7 +66,8 @@ def valid_report(report: Any) -> bool:
         for field in ("accepted", "default", "cap", "measured"):
             if not _optional(entry.get(field), 0, 1e7):
                 return False
-        if not _optional(entry.get("sent_phases"), 1, 3):
+        sent = entry.get("sent_phases")
+        if sent not in (None, 1, 3) or isinstance(sent, bool):
             return False
     return True
 
@@ -82,7 +83,8 @@ def valid_apply(message: Any) -> bool:
         and _number(message.get("c"), 1, 999)
         and _number(message.get("w"), 0, 1e7)
         and message.get("purpose") in PURPOSES
-        and _optional(message.get("phases"), 1, 3)
+        and message.get("phases") in (None, 1, 3)
+        and not isinstance(message.get("phases"), bool)
     )
 
 

@@ -294,13 +294,14 @@ class StationV201(Station):
         if evse_id:
             self.note_connector(evse_id)
             if self.hooks.on_session is not None:
-                # Active while its car may charge: not Idle (README "Sharing a supply").
+                # Active while its car may charge: not Idle (README "Sharing a
+                # supply"). An event without chargingState leaves it as it was.
                 state = info.get("chargingState")
-                running = event != "Ended" and state != "Idle"
-                if event == "Ended" and self.transactions.running(evse_id) is not None:
-                    running = True  # another session goes on there
-                if running or event == "Ended" or state == "Idle":
+                if event == "Ended":
+                    running = self.transactions.running(evse_id) is not None
                     self.hooks.on_session(self, evse_id, running)
+                elif event == "Started" or state is not None:
+                    self.hooks.on_session(self, evse_id, state != "Idle")
         if event == "Started":
             # A new session may start a new register (or a new session counter).
             self.energy_guard.reset(evse_id)

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocpp.exceptions import OCPPError
+
 from connector.core import charging_profiles as cp
 from connector.core import datapoints as dp
 from connector.core.commands import InvalidCommand
@@ -263,16 +265,22 @@ class ChargingControl:
         limit: float,
         purpose: str,
         phases: int | None = None,
+        voltage: float | None = None,
     ) -> bool:
         """Site budgets: one profile of that purpose (a TxProfile for the session
         running, a TxDefaultProfile for later ones); True once Accepted.
-        `phases`: numberPhases to send (a switch from three phases to one)."""
-        await station.learned.wait()
+        `phases`: numberPhases to send (a switch from three phases to one);
+        `voltage`: the group's, which its shares in A were rounded at. A station
+        not learned within its response timeout is a refusal, never a wait."""
+        try:
+            await asyncio.wait_for(station.learned.wait(), self.settings.ocpp_response_timeout)
+        except TimeoutError:
+            return False
         lock = self._of(station).locks.setdefault(connector_id, asyncio.Lock())
         async with lock:
             try:
-                return await self._set(station, connector_id, limit, purpose, phases)
-            except StationGone:
+                return await self._set(station, connector_id, limit, purpose, phases, voltage)
+            except (StationGone, OCPPError):
                 return False
 
     async def _call(self, station: Station, action: str, payload: dict[str, Any]) -> str:
@@ -292,6 +300,7 @@ class ChargingControl:
         limit: float,
         purpose: str | None = None,
         phases: int | None = None,
+        voltage: float | None = None,
     ) -> bool:
         """`purpose`: that one profile (site budgets); else the strategy's plan."""
         settings = self.settings
@@ -322,13 +331,14 @@ class ChargingControl:
             limit,
             caps.allows_power and not self._of(station).refuses_power,
             phases,
+            voltage,
         )
         outcome, sent = await self._send_plan(station, connector_id, rate, level, purpose)
         if (outcome == "Rejected" or outcome.startswith("CallError:")) and rate.unit == "W":
             # Some stations list Power but take only A. Remembered for the
             # connection once A works.
             log.info("%s: a limit in W was refused; trying A", station.id)
-            rate_a = self._rate(station, connector_id, limit, False, phases)
+            rate_a = self._rate(station, connector_id, limit, False, phases, voltage)
             outcome_a, sent_a = await self._send_plan(station, connector_id, rate_a, level, purpose)
             sent += sent_a
             if outcome_a == cp.ACCEPTED:
@@ -379,11 +389,15 @@ class ChargingControl:
         limit: float,
         power: bool,
         switched: int | None = None,
+        group_voltage: float | None = None,
     ) -> cp.Rate:
-        """`switched`: the phases a site budget chose; numberPhases in W too."""
+        """`switched`: the phases a site budget chose, numberPhases in W too;
+        `group_voltage`: a site budget's, so A and W agree with its rounding."""
         measured = station.electrical.get(connector_id)
         settings = self.settings
         voltage = measured.voltage if measured.voltage is not None else settings.ocpp_voltage
+        if group_voltage is not None:
+            voltage = group_voltage
         phases = measured.phases if measured.phases is not None else settings.ocpp_phases
         if switched is not None:
             rate = cp.to_rate(limit, power, voltage, switched)

@@ -51,6 +51,12 @@ if TYPE_CHECKING:  # the link is a face of the MQTT side, handed in by the bridg
 log = logging.getLogger(__name__)
 
 REBALANCE_S = 1.0
+# Connectors of one member station that site budgets look after (it reports
+# them itself: bounded, like every number a station chooses).
+MAX_MEMBER_CONNECTORS = 32
+# Requests from the leader being applied at once, at most (one per member
+# connector is the most a rebalance asks).
+MAX_APPLYING = 10_000
 # s the leader waits for another instance to apply a profile.
 REMOTE_TIMEOUT_S = 15.0
 # s between reports of measured power alone (the group's MeasuredPower sensor).
@@ -110,14 +116,18 @@ class Handle:
 
     @property
     def connectors(self) -> list[int]:
+        """Its connectors, at most MAX_MEMBER_CONNECTORS: a station chooses them."""
         if self.station is not None:
-            return sorted(c for c in self.station.connectors if c)
-        return sorted(int(c) for c in self.report["connectors"])
+            numbers = sorted(c for c in self.station.connectors if c)
+        else:
+            numbers = sorted(int(c) for c in self.report["connectors"])
+        return numbers[:MAX_MEMBER_CONNECTORS]
 
     async def send(self, connector_id: int, watts: float, purpose: str, phases: int | None) -> bool:
         if self.station is not None:
+            voltage = self.site.voltage_of((self.cp_id, connector_id))
             return await self.site.charging.enforce(
-                self.station, connector_id, watts, purpose, phases
+                self.station, connector_id, watts, purpose, phases, voltage
             )
         return await self.site.remote_send(
             int(self.report["instance"]), self.cp_id, connector_id, watts, purpose, phases
@@ -181,6 +191,11 @@ class SiteBudgets(Shared):
         self._moved: dict[Connector, float] = {}
         # Other instances' stations: the caps for power their cars leave unused.
         self._remote_caps: dict[Connector, float | None] = {}
+        # Sessions whose station refused a decrease -> (W it counts at, the
+        # share to send again); retried at every rebalance.
+        self._refused: dict[Connector, tuple[float, float]] = {}
+        # Connectors of each whole-station member, as last seen (its default's divisor).
+        self._counts: dict[str, int] = {}
 
     def join(self, cluster: Cluster, link: GroupsLink) -> None:
         """Several instances: the leader computes, holders apply (groups_link.py)."""
@@ -212,10 +227,14 @@ class SiteBudgets(Shared):
             asyncio.get_running_loop().call_later(SESSION_SETTLE_S, self._mark, group)
         elif not running and connector in self.turns:
             del self.turns[connector]
-            self.accepted.pop(connector, None)
+            if station.transactions.running(connector_id) is None:
+                # Ended: its TxProfile went with it. (A 2.x session gone Idle
+                # keeps its TxProfile, and it is in force again when it resumes.)
+                self.accepted.pop(connector, None)
+                self.phases_sent.pop(connector, None)  # a new one starts as the car wants
             self._underuse.pop(connector, None)
-            self.phases_sent.pop(connector, None)  # a new session starts as the car wants
             self._moved.pop(connector, None)
+            self._refused.pop(connector, None)
             self._report(station.id)
             self._mark(group)
 
@@ -226,9 +245,13 @@ class SiteBudgets(Shared):
             station.spawn(self._learned(station))
 
     def booted(self, station: Station) -> None:
-        """A station that boots ended its sessions (it reports them as it can)."""
+        """A station that boots ended its sessions (it reports them as it can),
+        and its profiles with them."""
         for connector in [c for c in self.turns if c[0] == station.id]:
             self.session(station, connector[1], False)
+        for connector in [c for c in (*self.accepted, *self.phases_sent) if c[0] == station.id]:
+            self.accepted.pop(connector, None)
+            self.phases_sent.pop(connector, None)
 
     def connector_seen(self, station: Station, connector_id: int) -> None:
         group = self.groups.group_of(station.id, connector_id)
@@ -295,40 +318,48 @@ class SiteBudgets(Shared):
     async def run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), REBALANCE_S)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            now = time.monotonic()
-            self._observe_power(now)
-            if not self.leads():
-                self._leading = False
-                self._dirty.clear()
-                continue
-            if not self._leading:
-                # Leading from now on (at start, or its leader died): every
-                # group is computed again, from the reports every holder left.
-                self._leading = True
-                for name in self.groups.by_name:
-                    self._mark(name)
-                    self._publish_group(name)
-            self._rotate(now)
-            for root, at in list(self._retry_at.items()):
-                if now >= at:
-                    del self._retry_at[root]
-                    self._dirty.add(root)
-            for root in list(self._dirty):
-                if root in self._busy or now - self._last.get(root, -math.inf) < REBALANCE_S:
-                    continue  # coalesced: the next pass takes it
-                self._dirty.discard(root)
-                self._last[root] = now
-                self._busy.add(root)
-                task = asyncio.create_task(self._rebalance(root))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            if self._dirty:
-                self._wake.set()
-                await asyncio.sleep(0.1)
+                await self._pass()
+            except Exception:  # never the end of site budgets
+                log.exception("site budgets: a pass failed; going on")
+                await asyncio.sleep(REBALANCE_S)
+
+    async def _pass(self) -> None:
+        """One turn of the loop: wait for work (or a second), then do it."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), REBALANCE_S)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+        now = time.monotonic()
+        self._observe_power(now)
+        if not self.leads():
+            self._leading = False
+            self._dirty.clear()
+            return
+        if not self._leading:
+            # Leading from now on (at start, or its leader died): every
+            # group is computed again, from the reports every holder left.
+            self._leading = True
+            for name in self.groups.by_name:
+                self._mark(name)
+                self._publish_group(name)
+        self._rotate(now)
+        for root, at in list(self._retry_at.items()):
+            if now >= at:
+                del self._retry_at[root]
+                self._dirty.add(root)
+        for root in list(self._dirty):
+            if root in self._busy or now - self._last.get(root, -math.inf) < REBALANCE_S:
+                continue  # coalesced: the next pass takes it
+            self._dirty.discard(root)
+            self._last[root] = now
+            self._busy.add(root)
+            task = asyncio.create_task(self._rebalance(root))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self._dirty:
+            self._wake.set()
+            await asyncio.sleep(0.1)
 
     def _observe_power(self, now: float) -> None:
         """Power a car leaves unused goes to the others (core/underuse.py): each
@@ -341,9 +372,8 @@ class SiteBudgets(Shared):
             if not isinstance(measured, int | float):
                 continue
             group = self.groups.group_of(*connector)
-            assert group is not None
             station = self._station_of(connector[0])
-            if station is None:
+            if group is None or station is None:
                 continue
             minimum = self.groups.by_name[group].min_w(self._phases(station, connector[1]))
             state = self._underuse.setdefault(connector, Underuse())
@@ -390,23 +420,35 @@ class SiteBudgets(Shared):
 
     async def _rebalance_tree(self, root: str) -> None:
         tree = self._subtree(root)
+        self._count_connectors()
         limits = {g: self.limits[g] for g in tree}
         members: dict[Connector, Charging] = {}
         charging: dict[str, list[Charging]] = {}
         stations: dict[Connector, Handle] = {}
+        retries: list[tuple[Connector, float, int | None]] = []
         for connector, turn in list(self.turns.items()):
             group = self.groups.group_of(*connector)
             if group not in limits:
                 continue
             station = self._handle(connector[0])
-            if station is None:
-                # Counted at what it last accepted: the others share the rest.
-                kept = self.accepted.get(connector, self._default_w(connector, None))
+            refused = self._refused.get(connector)
+            if station is None or refused is not None:
+                # Counted at what it last accepted (a station away, or one that
+                # refused its decrease): the others share the rest.
+                if refused is not None:
+                    kept = refused[0]
+                else:
+                    kept = self.accepted.get(connector, self._default_w(connector, None))
                 for enclosing in self.groups.enclosing(group):
                     limits[enclosing] = max(0.0, limits[enclosing] - kept)
+                if station is not None and refused is not None:
+                    stations[connector] = station
+                    retries.append((connector, refused[1], None))  # the decrease, again
                 continue
             stations[connector] = station
-            phases = station.phases(connector[1])
+            # A connector we switched to one phase is a three-phase one still.
+            switched = self.phases_sent.get(connector) == 1
+            phases = 3 if switched else station.phases(connector[1])
             member = Charging(
                 connector,
                 phases,
@@ -454,7 +496,7 @@ class SiteBudgets(Shared):
             elif switching and current is not None:
                 decreases.append((connector, min(share, current), switch_to))
         lower_defaults = [(c, w) for c, w in defaults.items() if w < self.defaults.get(c, math.inf)]
-        failed += await self._send(stations, decreases)
+        failed += await self._send(stations, retries + decreases)
         failed += await self._send_defaults(idle, lower_defaults)
         if failed:
             log.warning(
@@ -530,11 +572,19 @@ class SiteBudgets(Shared):
         """Each idle member's default, in a fixed order, while it fits in every
         enclosing group beside the shares and the defaults given before it; 0 after."""
         totals = dict.fromkeys(tree, 0.0)
-        for connector, (share, _) in plan.items():
+        # The shares; and the defaults of members we cannot reach now (a
+        # station away, or not learned yet): they keep what they accepted.
+        held = [(c, share) for c, (share, _) in plan.items()]
+        held += [
+            (c, watts)
+            for c, watts in self.defaults.items()
+            if c not in idle and c not in self.turns and self.groups.group_of(*c) in totals
+        ]
+        for connector, watts in held:
             group = self.groups.group_of(*connector)
             assert group is not None
             for enclosing in self.groups.enclosing(group):
-                totals[enclosing] += share
+                totals[enclosing] += watts
         defaults: dict[Connector, float] = {}
         for connector in sorted(idle):
             watts = idle[connector][0]
@@ -594,7 +644,18 @@ class SiteBudgets(Shared):
         for (connector, share, phases), accepted in zip(changes, results, strict=True):
             if accepted is not True:
                 failed.append(connector)
+                if connector in self.turns and connector not in self._refused:
+                    # Counted at its old limit until it accepts (a default never
+                    # seen accepted counts at the default it should hold).
+                    held = self.accepted.get(connector)
+                    if held is None:
+                        held = self.defaults.get(connector, self._default_w(connector, None))
+                    self._refused[connector] = (max(held, share), share)
                 continue
+            if self._refused.pop(connector, None) is not None:
+                group = self.groups.group_of(*connector)
+                if group is not None:
+                    self._mark(group)  # it gave back: the others may have it
             if connector in self.turns:
                 self.accepted[connector] = share
             if phases is not None:
@@ -624,6 +685,11 @@ class SiteBudgets(Shared):
                 failed.append(connector)
         return failed
 
+    def voltage_of(self, connector: Connector) -> float | None:
+        """The voltage of the connector's group: its shares were rounded at it."""
+        group = self.groups.group_of(*connector)
+        return self.groups.by_name[group].voltage if group is not None else None
+
     def _cap(self, connector: Connector) -> float | None:
         """The user's own limit on the connector or its station, and power left unused."""
         caps = []
@@ -645,17 +711,23 @@ class SiteBudgets(Shared):
 
     # ---- default profiles ---------------------------------------------
 
+    def _count_connectors(self) -> None:
+        """Once a rebalance: each whole-station member's connectors, as seen
+        now or last (a station away keeps its count, so others' defaults stay)."""
+        for cp_id, number in self.groups.named:
+            if number == 0:
+                held = self._handle(cp_id)
+                if held is not None and held.connectors:
+                    self._counts[cp_id] = len(held.connectors)
+                self._counts.setdefault(cp_id, 1)
+
     def _default_w(self, connector: Connector, station: Handle | None) -> float:
         """What a session that starts unseen may draw: within every enclosing
         group's max_w over its member connectors, or its minimum if larger."""
         group = self.groups.group_of(*connector)
         assert group is not None
         phases = station.phases(connector[1]) if station is not None else 3
-        known = {}
-        for cp_id, number in self.groups.named:
-            if number == 0:
-                held = self._handle(cp_id)
-                known[cp_id] = max(1, len(held.connectors)) if held else 1
+        known = self._counts
         bounds = []
         for enclosing in self.groups.enclosing(group):
             entry = self.groups.by_name[enclosing]
@@ -862,6 +934,11 @@ class SiteBudgets(Shared):
             answer.set_result(ok)
 
     def on_apply(self, message: dict[str, Any]) -> None:
+        if len(self._tasks) > MAX_APPLYING:
+            log.warning(
+                "site budgets: too many requests at once; dropped one for %s", message["cp"]
+            )
+            return
         task = asyncio.create_task(self._apply(message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -877,7 +954,8 @@ class SiteBudgets(Shared):
             self.link.result(int(message["from"]), message["id"], False)
             return
         watts, purpose, phases = float(message["w"]), message["purpose"], message["phases"]
-        ok = await self.charging.enforce(station, number, watts, purpose, phases)
+        voltage = self.voltage_of((cp_id, number))
+        ok = await self.charging.enforce(station, number, watts, purpose, phases, voltage)
         connector = (cp_id, number)
         if ok and purpose == cp.TX_PROFILE:
             if connector in self.turns:

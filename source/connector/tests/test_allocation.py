@@ -245,11 +245,12 @@ UNDERUSE = {
         (5000, 11040, 99, None),
         (5000, 11040, 100, 5500),
     ],
-    "within 500 W of its cap: the share comes back": [
+    "drawing more again: the share comes back": [
         (5000, 11040, 0, None),
         (5000, 11040, 60, 5500),
-        (4900, 5500, 70, 5500),
-        (5100, 5500, 80, None),
+        (5000, 5500, 61, 5500),  # the reading that set the cap does not clear it
+        (5100, 5500, 70, 5500),
+        (5300, 5500, 80, None),
     ],
     "a paused connector is never capped": [(0, 0, 0, None), (0, 0, 100, None)],
     "less than 500 W below is no underuse": [(10600, 11040, 0, None), (10600, 11040, 100, None)],
