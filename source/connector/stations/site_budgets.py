@@ -32,7 +32,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.core import charging_profiles as cp
@@ -97,8 +97,7 @@ class Handle:
 
     def phases(self, connector_id: int) -> int:
         if self.station is not None:
-            measured = self.station.electrical.get(connector_id).phases
-            return measured if measured is not None else self.site.settings.ocpp_phases
+            return self.site._phases(self.station, connector_id)
         entry = self.report["connectors"].get(str(connector_id)) or {}
         return int(entry.get("phases") or self.site.settings.ocpp_phases)
 
@@ -406,9 +405,6 @@ class SiteBudgets(Shared):
 
     # ---- one rebalance ------------------------------------------------
 
-    def _subtree(self, root: str) -> list[str]:
-        return [g for g in self.groups.by_name if self.groups.enclosing(g)[-1] == root]
-
     async def _rebalance(self, root: str) -> None:
         try:
             await self._rebalance_tree(root)
@@ -419,7 +415,7 @@ class SiteBudgets(Shared):
             self._busy.discard(root)
 
     async def _rebalance_tree(self, root: str) -> None:
-        tree = self._subtree(root)
+        tree = self._subtree_of(root)
         self._count_connectors()
         limits = {g: self.limits[g] for g in tree}
         members: dict[Connector, Charging] = {}
@@ -571,20 +567,15 @@ class SiteBudgets(Shared):
     ) -> dict[Connector, float]:
         """Each idle member's default, in a fixed order, while it fits in every
         enclosing group beside the shares and the defaults given before it; 0 after."""
-        totals = dict.fromkeys(tree, 0.0)
         # The shares; and the defaults of members we cannot reach now (a
         # station away, or not learned yet): they keep what they accepted.
         held = [(c, share) for c, (share, _) in plan.items()]
         held += [
             (c, watts)
             for c, watts in self.defaults.items()
-            if c not in idle and c not in self.turns and self.groups.group_of(*c) in totals
+            if c not in idle and c not in self.turns and self.groups.group_of(*c) in tree
         ]
-        for connector, watts in held:
-            group = self.groups.group_of(*connector)
-            assert group is not None
-            for enclosing in self.groups.enclosing(group):
-                totals[enclosing] += watts
+        totals = self._totals(tree, held)
         defaults: dict[Connector, float] = {}
         for connector in sorted(idle):
             watts = idle[connector][0]
@@ -604,13 +595,21 @@ class SiteBudgets(Shared):
     ) -> bool:
         """Whether what the connectors hold puts any group of the tree over its
         limit (less what disconnected stations hold)."""
+        totals = self._totals(tree, held.items())
+        return any(totals[g] > limits[g] for g in tree)
+
+    def _totals(
+        self, tree: list[str], amounts: Iterable[tuple[Connector, float]]
+    ) -> dict[str, float]:
+        """Each group of the tree: the sum of the amounts of its connectors,
+        those of its nested groups included."""
         totals = dict.fromkeys(tree, 0.0)
-        for connector, watts in held.items():
+        for connector, watts in amounts:
             group = self.groups.group_of(*connector)
             assert group is not None
             for enclosing in self.groups.enclosing(group):
                 totals[enclosing] += watts
-        return any(totals[g] > limits[g] for g in tree)
+        return totals
 
     def _worth_raising(
         self, station: Handle, connector: Connector, current: float, share: float
@@ -656,14 +655,22 @@ class SiteBudgets(Shared):
                 group = self.groups.group_of(*connector)
                 if group is not None:
                     self._mark(group)  # it gave back: the others may have it
-            if connector in self.turns:
-                self.accepted[connector] = share
-            if phases is not None:
-                if phases != self.phases_sent.get(connector, 3):  # three until switched
-                    self.phase_changed_at[connector] = now
-                    log.info("%s: connector %d on %d phase(s)", connector[0], connector[1], phases)
-                self.phases_sent[connector] = phases
+            if phases is not None and phases != self.phases_sent.get(connector, 3):
+                # Three until switched.
+                self.phase_changed_at[connector] = now
+                log.info("%s: connector %d on %d phase(s)", connector[0], connector[1], phases)
+            self._took(connector, share, cp.TX_PROFILE, phases)
         return failed
+
+    def _took(self, connector: Connector, watts: float, purpose: str, phases: int | None) -> None:
+        """A station accepted a profile: what it holds now."""
+        if purpose != cp.TX_PROFILE:
+            self.defaults[connector] = watts
+            return
+        if connector in self.turns:
+            self.accepted[connector] = watts
+        if phases is not None:
+            self.phases_sent[connector] = int(phases)
 
     async def _send_defaults(
         self,
@@ -680,7 +687,7 @@ class SiteBudgets(Shared):
         failed = []
         for (connector, watts), accepted in zip(changes, results, strict=True):
             if accepted is True:
-                self.defaults[connector] = watts
+                self._took(connector, watts, cp.TX_DEFAULT_PROFILE, None)
             else:
                 failed.append(connector)
         return failed
@@ -956,13 +963,7 @@ class SiteBudgets(Shared):
         watts, purpose, phases = float(message["w"]), message["purpose"], message["phases"]
         voltage = self.voltage_of((cp_id, number))
         ok = await self.charging.enforce(station, number, watts, purpose, phases, voltage)
-        connector = (cp_id, number)
-        if ok and purpose == cp.TX_PROFILE:
-            if connector in self.turns:
-                self.accepted[connector] = watts
-            if phases is not None:
-                self.phases_sent[connector] = int(phases)
-        elif ok:
-            self.defaults[connector] = watts
+        if ok:
+            self._took((cp_id, number), watts, purpose, phases)
         self._report(cp_id)
         self.link.result(int(message["from"]), message["id"], ok)
