@@ -242,8 +242,14 @@ class Subscriber:
 
 
 def start_target(
-    kind: str, ocpp_port: int, mqtt_port: int, name: str, workers: int = 1
+    kind: str,
+    ocpp_port: int,
+    mqtt_port: int,
+    name: str,
+    workers: int = 1,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`extra`: more of the connector's environment (bench/forwarding.py)."""
     if kind == "passthrough":
         command = [
             sys.executable,
@@ -258,7 +264,11 @@ def start_target(
         env = dict(os.environ)
     else:
         command = [sys.executable, "source/connector/main.py"]
-        env = {**connector_env(name, mqtt_port, ocpp_port), "OCPP_WORKERS": str(workers)}
+        env = {
+            **connector_env(name, mqtt_port, ocpp_port),
+            "OCPP_WORKERS": str(workers),
+            **(extra or {}),
+        }
     # Its log, to look at after a run that went wrong.
     log_file = open(f"{tempfile.gettempdir()}/bench-fast-{kind}.log", "w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log_file)
@@ -266,7 +276,9 @@ def start_target(
     return process
 
 
-def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
+def run_target(
+    kind: str, mqtt_port: int, args: Any, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     ocpp_port = free_port()
     ids = [f"CP_{i}" for i in range(args.stations)]
     # A name of its own per run: no limits kept on the broker by an earlier run.
@@ -287,7 +299,7 @@ def run_target(kind: str, mqtt_port: int, args: Any) -> dict[str, Any]:
                 "actuator": {f"{COMMANDS}/{cp}": LIMIT.format(cp=cp) for cp in ids},
             },
         )
-    process = start_target(kind, ocpp_port, mqtt_port, name, args.workers)
+    process = start_target(kind, ocpp_port, mqtt_port, name, args.workers, extra)
     time.sleep(1)
     rss_before = rss_mib(process.pid)
     connect_by = time.time() + args.ramp

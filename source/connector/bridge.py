@@ -27,6 +27,7 @@ from connector.core.key_budget import KeyBudget
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
 from connector.core.transaction_ids import TransactionIds
+from connector.core.upstream import is_forwarded
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
 from connector.mqtt.cluster import Cluster
 from connector.mqtt.direct import DirectTopics
@@ -36,9 +37,10 @@ from connector.mqtt.groups_link import GroupsLink
 from connector.mqtt.hub import MqttHub
 from connector.mqtt.mqtt_link import KEEPALIVE, MqttLink, MqttOptions
 from connector.mqtt.state import StateStore
+from connector.mqtt.upstream_store import UpstreamStore
 from connector.runtime import gc_policy, log_redaction
 from connector.runtime.log_flood import LogFloodGuard
-from connector.settings import Settings
+from connector.settings import Settings, upstream_context
 from connector.stations import central_system
 from connector.stations.central_system import CentralSystem, ServerOptions
 from connector.stations.charging_control import ChargingControl
@@ -46,6 +48,7 @@ from connector.stations.command_runner import CommandRunner
 from connector.stations.site_budgets import STATE_GROUP_LIMIT, SiteBudgets
 from connector.stations.station import Station, StationHooks, now_ms
 from connector.stations.station_setup import StationSetup
+from connector.stations.upstream import Upstream, UpstreamOptions
 from connector.tls import client_context, server_context
 from connector.versions import BY_NAME, VERSIONS, Version
 
@@ -151,6 +154,9 @@ class Bridge:
         self.mqtt: MqttHub | None = None
         self.bemcom: Bemcom | None = None
         self.state: StateStore | None = None
+        # A station's own backend (README "Keeping a station's own backend").
+        self.upstreams: UpstreamStore | None = None
+        self._upstream_options: UpstreamOptions | None = None
         self.central: CentralSystem | None = None
         self._log_handler: MqttLogHandler | None = None
         self._log_flood = LogFloodGuard()
@@ -257,6 +263,10 @@ class Bridge:
         )
         self.state = StateStore(mqtt, self._on_state)
         mqtt.attach(self.state)
+        if settings.ocpp_upstream_url:
+            self.upstreams = UpstreamStore(mqtt, self._holds_upstream)
+            mqtt.attach(self.upstreams)
+            self._upstream_options = self._make_upstream_options()
         if self.instance is not None:
             self._start_cluster(mqtt, host, port, loop)
             if self.site is not None and self.cluster is not None:
@@ -276,6 +286,29 @@ class Bridge:
         if settings.homeassistant_discovery and settings.direct_topics:
             prefix = settings.homeassistant_discovery_prefix
             mqtt.attach(Discovery(mqtt, prefix, self.actuators, settings.ocpp_groups))
+
+    def _make_upstream_options(self) -> UpstreamOptions:
+        settings = self.settings
+        url = settings.ocpp_upstream_url
+        if settings.ocpp_upstream_basic_auth and url.startswith("ws:"):
+            log.warning(
+                "OCPP_UPSTREAM_BASIC_AUTH is sent over ws://, unencrypted: use a wss:// "
+                "OCPP_UPSTREAM_URL (Security Profile 2)"
+            )
+        return UpstreamOptions(
+            url=url,
+            passwords=settings.ocpp_upstream_basic_auth,
+            ssl_context=upstream_context(settings) if url.startswith("wss:") else None,
+            deny=settings.ocpp_upstream_deny,
+            response_timeout=settings.ocpp_response_timeout,
+            max_message_size=settings.ocpp_max_message_size,
+            ping_interval=settings.ocpp_ping_interval,
+            max_frames_per_second=settings.ocpp_max_frames_per_second,
+        )
+
+    def _holds_upstream(self, cp_id: str) -> bool:
+        station = self._station(cp_id)
+        return station is not None and station.upstream is not None
 
     def _start_cluster(
         self, mqtt: MqttHub, host: str, port: int, loop: asyncio.AbstractEventLoop
@@ -395,6 +428,19 @@ class Bridge:
             station.connection_id = uuid.uuid4().hex
             self.cluster.claim(station.id, station.connection_id)
         self._publish(dp.connected(station.id, True, now_ms()))
+        options = self._upstream_options
+        if (
+            options is not None
+            and self.upstreams is not None
+            and is_forwarded(self.settings.ocpp_upstream_stations, station.id)
+        ):
+            station.upstream = Upstream(
+                station,
+                options,
+                self.upstreams.of(station.id),
+                self._upstream_state,
+                self._profiles_lost,
+            )
         self._offer_actuators(station, None)
         self.setup.connected(station)
         if self.site is not None:
@@ -415,8 +461,22 @@ class Bridge:
         if self.cluster is not None:
             self.cluster.release(station.id, station.connection_id)
         self._publish(dp.connected(station.id, False, now_ms()))
+        if station.upstream is not None:
+            station.upstream.close()
+            self._upstream_state(station, False)
         if self.site is not None:
             self.site.disconnected(station)
+
+    def _upstream_state(self, station: Station, connected: bool) -> None:
+        self._publish(dp.upstream(station.id, connected, now_ms()))
+
+    def _profiles_lost(self, station: Station) -> None:
+        """The station's own backend set or cleared charging profiles: ours
+        may be gone or overruled, so every limit is sent again."""
+        self.charging.profiles_lost(station)
+        station.spawn(self.charging.apply_all(station))
+        if self.site is not None:
+            self.site.profiles_lost(station)
 
     def _lost(self, cp_id: str) -> None:
         """A newer connection on another instance took the station: close ours,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -166,6 +167,22 @@ def _id_set(raw: str) -> frozenset[str]:
     if not names:
         raise ValueError("allowed: a comma-separated list, or empty")
     return names
+
+
+def _ids_or_all(raw: str) -> frozenset[str] | None:
+    """OCPP_UPSTREAM_STATIONS: `*` (None) or a comma-separated list of ids."""
+    if raw.strip() == "*":
+        return None
+    return _id_set(raw)
+
+
+def parse_upstream_url(raw: str) -> str:
+    value = raw.strip()
+    if not (value.startswith("ws://") or value.startswith("wss://")) or any(
+        c.isspace() for c in value
+    ):
+        raise ValueError("allowed: a ws:// or wss:// URL, with {cp} for the station id, or empty")
+    return value
 
 
 def _file(raw: str) -> str:
@@ -408,6 +425,37 @@ class Settings:
         shown="empty",
         also=(("OCPP_GROUPS_FILE", _groups_file),),
     )
+    # ---- a station's own backend (README "Keeping a station's own backend") ----
+    ocpp_upstream_url: str = setting(
+        "OCPP_UPSTREAM_URL", parse_upstream_url, "", "The backend's URL; {cp}: the station id."
+    )
+    ocpp_upstream_stations: frozenset[str] | None = setting(
+        "OCPP_UPSTREAM_STATIONS", _ids_or_all, None, "Station ids forwarded.", shown="`*`"
+    )
+    ocpp_upstream_basic_auth: dict[str, str] | None = setting(
+        "OCPP_UPSTREAM_BASIC_AUTH",
+        parse_basic_auth,
+        None,
+        "Each station's password toward its backend.",
+        secret=True,
+        also=(("OCPP_UPSTREAM_BASIC_AUTH_FILE", _basic_auth_file),),
+    )
+    ocpp_upstream_tls_ca: str = setting(
+        "OCPP_UPSTREAM_TLS_CA", _file, "", "The CA that verifies the backend."
+    )
+    ocpp_upstream_tls_cert: str = setting(
+        "OCPP_UPSTREAM_TLS_CERT", _file, "", "A client certificate toward the backend."
+    )
+    ocpp_upstream_tls_key: str = setting(
+        "OCPP_UPSTREAM_TLS_KEY", _file, "", "The key of OCPP_UPSTREAM_TLS_CERT."
+    )
+    ocpp_upstream_deny: frozenset[str] = setting(
+        "OCPP_UPSTREAM_DENY",
+        _id_set,
+        frozenset(),
+        "Backend actions not passed to stations.",
+        shown="empty",
+    )
     # ---- standalone use (README "Direct topics") ----
     mqtt_direct_topics: bool = setting(
         "MQTT_DIRECT_TOPICS", _parse_bool, False, "Every key on its own topic, and /set."
@@ -502,6 +550,48 @@ def tls_problems(settings: Settings) -> list[str]:
             client_context(settings.mqtt_tls_ca)
         except TlsError as error:
             problems.append(f"MQTT_TLS_CA: {error}")
+    problems += upstream_problems(settings)
     if settings.mqtt_broker_password and not settings.mqtt_broker_username:
         problems.append("MQTT_BROKER_PASSWORD is set, but MQTT_BROKER_USERNAME is empty")
     return problems
+
+
+def upstream_problems(settings: Settings) -> list[str]:
+    """OCPP_UPSTREAM_*: TLS files that load, and settings that need the URL."""
+    problems: list[str] = []
+    url = settings.ocpp_upstream_url
+    if not url:
+        others = [
+            name
+            for name, value in (
+                ("OCPP_UPSTREAM_BASIC_AUTH", settings.ocpp_upstream_basic_auth),
+                ("OCPP_UPSTREAM_TLS_CA", settings.ocpp_upstream_tls_ca),
+                ("OCPP_UPSTREAM_TLS_CERT", settings.ocpp_upstream_tls_cert),
+                ("OCPP_UPSTREAM_DENY", settings.ocpp_upstream_deny),
+            )
+            if value
+        ]
+        if others:
+            problems.append(f"{', '.join(others)} set, but OCPP_UPSTREAM_URL is empty")
+        return problems
+    if bool(settings.ocpp_upstream_tls_cert) != bool(settings.ocpp_upstream_tls_key):
+        problems.append("OCPP_UPSTREAM_TLS_CERT and OCPP_UPSTREAM_TLS_KEY go together")
+    elif url.startswith("wss:"):
+        try:
+            upstream_context(settings)
+        except TlsError as error:
+            problems.append(f"OCPP_UPSTREAM_TLS_CA/CERT/KEY: {error}")
+    elif settings.ocpp_upstream_tls_ca or settings.ocpp_upstream_tls_cert:
+        problems.append("OCPP_UPSTREAM_TLS_* need a wss:// OCPP_UPSTREAM_URL")
+    return problems
+
+
+def upstream_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the backend (its CA, else the system's), with a client certificate if set."""
+    context = client_context(settings.ocpp_upstream_tls_ca)
+    if settings.ocpp_upstream_tls_cert:
+        try:
+            context.load_cert_chain(settings.ocpp_upstream_tls_cert, settings.ocpp_upstream_tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise TlsError(f"cannot load: {error}") from None
+    return context

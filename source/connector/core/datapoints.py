@@ -170,6 +170,12 @@ def connected(cp_id: str, is_connected: bool, now: int) -> list[Datapoint]:
     return [Datapoint(make_key(cp_id, "connected"), is_connected, now)]
 
 
+def upstream(cp_id: str, is_connected: bool, now: int) -> list[Datapoint]:
+    """`<cp>__upstream`: the station's own backend is connected (README "Keeping a
+    station's own backend")."""
+    return [Datapoint(make_key(cp_id, "upstream"), is_connected, now)]
+
+
 def command_status(cp_id: str, command: str, status: str, now: int) -> list[Datapoint]:
     return [Datapoint(make_key(cp_id, command, "status"), status, now)]
 

@@ -3,7 +3,8 @@
 One device per station (name = its id; manufacturer, model and firmware from
 its BootNotification), whose entities read the direct topics (direct_topics.py)
 and command through their `/set` topics:
-- a `binary_sensor` for `connected` (device class `connectivity`);
+- a `binary_sensor` for `connected` (device class `connectivity`), and one for
+  `upstream` where the station has its own backend;
 - a `sensor` per connector (EVSE) for its status;
 - `sensor`s for energy (`energy`, `total_increasing`, Wh), power (`power`, W),
   current (`current`, A), voltage (`voltage`, V) and SoC (`battery`, %), each
@@ -142,6 +143,13 @@ def entity_for_key(key: str) -> tuple[str, str, dict[str, Any]] | None:
     parts = key.split(SEP)[1:]
     if parts == ["connected"]:
         return "binary_sensor", "connected", {"name": "Connected", "device_class": "connectivity"}
+    if parts == ["upstream"]:  # its own backend (README "Keeping a station's own backend")
+        fields = {
+            "name": "Backend",
+            "device_class": "connectivity",
+            "entity_category": "diagnostic",
+        }
+        return "binary_sensor", "upstream", fields
     if (
         len(parts) == 3
         and parts[0] == "StatusNotification"

@@ -28,6 +28,7 @@ from connector.ocpp16.configuration import (
     missing_keys,
     read_configuration,
 )
+from connector.stations.frames import frame_action, frame_payload
 from connector.stations.station import Station, now_ms
 from connector.versions import OCPP16
 
@@ -41,6 +42,27 @@ SAMPLING_KEYS = {SAMPLED_DATA: SAMPLED_DATA_KEY, SAMPLE_INTERVAL: SAMPLE_INTERVA
 class StationV16(Station):
     version = OCPP16
     known_actions = frozenset(a.value for a in Action)
+    # A station's own backend (upstream.py): its transaction messages, and the
+    # transaction id it gives.
+    kept_always = frozenset({"StartTransaction", "StopTransaction"})
+    kept_with_transaction = frozenset({"MeterValues"})
+    decided_by_backend = frozenset({"StartTransaction"})
+
+    def droppable(self, frame: str) -> bool:
+        return frame_action(frame) == "MeterValues"
+
+    def ends_transaction(self, frame: str) -> bool:
+        return frame_action(frame) == "StopTransaction"
+
+    def transaction_id_given(self, action: str, response: str) -> int | None:
+        if action != "StartTransaction":
+            return None
+        answer = frame_payload(response)
+        given = answer.get("transactionId") if answer is not None else None
+        return given if isinstance(given, int) and not isinstance(given, bool) else None
+
+    def status_key(self, payload: dict[str, Any]) -> Any:
+        return payload.get("connectorId")
 
     def profile_request(self, target: cp.Target, rate: cp.Rate, level: int) -> dict[str, Any]:
         return r16.set_charging_profile(target, rate, level)
@@ -113,7 +135,16 @@ class StationV16(Station):
 
     @on(Action.start_transaction)
     def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # The station's own backend gives the id where it is there (upstream.py).
+        backend = self.backend_answer
+        if backend is not None:
+            return self._started(payload, backend["transactionId"], backend["idTagInfo"])
         transaction_id = self.hooks.next_transaction_id()
+        return self._started(payload, transaction_id, self._id_tag_info(payload["idTag"]))
+
+    def _started(
+        self, payload: dict[str, Any], transaction_id: int, id_tag_info: dict[str, Any]
+    ) -> dict[str, Any]:
         self.transactions.track(transaction_id, payload["connectorId"])
         # A new session may start a new register (or a new session counter).
         self.energy_guard.reset(payload["connectorId"])
@@ -126,7 +157,7 @@ class StationV16(Station):
             transaction_id,
             payload["connectorId"],
         )
-        return {"transactionId": transaction_id, "idTagInfo": self._id_tag_info(payload["idTag"])}
+        return {"transactionId": transaction_id, "idTagInfo": id_tag_info}
 
     @on(Action.stop_transaction)
     def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from connector.core.electrical import measure
 from connector.ocpp2 import mapping as dv2
 from connector.ocpp2 import requests as rv2
 from connector.stations import schema_validation
-from connector.stations.frames import Send
+from connector.stations.frames import Send, frame_payload
 from connector.stations.station import Station, now_ms
 from connector.versions import OCPP21, OCPP201
 
@@ -225,6 +225,21 @@ class StationV201(Station):
             sample_interval=parse_int(self.variables.get(SAMPLE_INTERVAL)),
             switches_to_one_phase=parse_bool(self.variables.get(PHASES_3TO1)),
         )
+
+    # ---- a station's own backend (upstream.py) ---------------------------
+
+    kept_always = frozenset({"TransactionEvent"})
+
+    def droppable(self, frame: str) -> bool:
+        payload = frame_payload(frame)
+        return payload is not None and payload.get("eventType") == "Updated"
+
+    def ends_transaction(self, frame: str) -> bool:
+        payload = frame_payload(frame)
+        return payload is not None and payload.get("eventType") == "Ended"
+
+    def status_key(self, payload: dict[str, Any]) -> Any:
+        return (payload.get("evseId"), payload.get("connectorId"))
 
     # ---- handlers: wire payload in, wire payload out ------------------
 

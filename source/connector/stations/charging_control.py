@@ -106,6 +106,13 @@ class ChargingControl:
         """A boot forgets the profiles: every limit is sent again after it."""
         self._of(station).in_force.clear()
 
+    def profiles_lost(self, station: Station) -> None:
+        """Another party (the station's own backend) changed its profiles:
+        nothing is known to be in force, and every limit is applied anew."""
+        state = self._of(station)
+        state.in_force.clear()
+        state.applied.clear()
+
     # ---- requests from MQTT and the broker's retained state -----------
 
     def request(

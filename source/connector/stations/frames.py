@@ -169,3 +169,17 @@ def call_result_json(unique_id: str, payload: dict[str, Any]) -> str:
 
 def call_json(unique_id: str, action: str, payload: dict[str, Any]) -> str:
     return json.dumps([2, unique_id, action, payload], separators=(",", ":"))
+
+
+def frame_action(text: str) -> str | None:
+    """The action of a CALL frame kept as text (upstream_store.py), or None."""
+    message = _parse(text, OCPP16)
+    return message.action if isinstance(message, Call) else None
+
+
+def frame_payload(text: str) -> dict[str, Any] | None:
+    """The payload of a CALL or CALLRESULT frame kept as text, or None."""
+    message = _parse(text, OCPP16)
+    if isinstance(message, (Call, CallResult)) and isinstance(message.payload, dict):
+        return message.payload
+    return None

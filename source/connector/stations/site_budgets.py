@@ -252,6 +252,12 @@ class SiteBudgets(Shared):
             self.accepted.pop(connector, None)
             self.phases_sent.pop(connector, None)
 
+    def profiles_lost(self, station: Station) -> None:
+        """The station's own backend changed its profiles: its defaults and
+        shares are sent again."""
+        if station.id in self._groups_of:
+            station.spawn(self._learned(station))
+
     def connector_seen(self, station: Station, connector_id: int) -> None:
         group = self.groups.group_of(station.id, connector_id)
         if group is not None:

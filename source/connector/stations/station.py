@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ocpp.messages
 from ocpp.exceptions import OCPPError
@@ -62,6 +62,7 @@ from connector.core.electrical import Electrical
 from connector.core.energy_guard import EnergyGuard
 from connector.core.secrets import redact_frame
 from connector.core.transactions import Transactions
+from connector.core.upstream import is_kept
 from connector.stations import schema_validation
 from connector.stations.frames import (
     INTERNAL_ERROR,
@@ -76,6 +77,9 @@ from connector.stations.frames import (
     parse_frame,
 )
 from connector.versions import OCPP16, Version
+
+if TYPE_CHECKING:
+    from connector.stations.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +168,9 @@ class Flag:
 
 
 Routes = dict[str, dict[str, Any]]
+# A call's answer as this connector would give it: the frame, and the work to
+# run once the station has it (an `@after` handler), if any.
+LocalAnswer = tuple[str, Coroutine[Any, Any, Any] | None]
 _AWAITS = "_awaits"
 # Routing tables (action -> handlers, as ocpp.routing builds them), per class.
 _routes: dict[type, Routes] = {}
@@ -194,6 +201,12 @@ class Station:
     # Every action of the version, for NotImplemented (unknown) against
     # NotSupported (known, but not served here).
     known_actions: frozenset[str] = frozenset()
+    # A station's own backend (upstream.py, core/upstream.py): the actions that
+    # are transaction messages, always or when they carry a transactionId;
+    # and those whose handling waits for the backend's answer (its ids).
+    kept_always: frozenset[str] = frozenset()
+    kept_with_transaction: frozenset[str] = frozenset()
+    decided_by_backend: frozenset[str] = frozenset()
 
     def __init__(self, cp_id: str, connection: Any, hooks: StationHooks) -> None:
         self.id = cp_id
@@ -219,8 +232,17 @@ class Station:
         self.energy_guard = EnergyGuard(hooks.energy_monotonic)
         self._falling: set[str] = set()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
+        # The station's own backend, when forwarded (upstream.py); its calls
+        # to the station awaiting the station's answer, by message id.
+        self.upstream: Upstream | None = None
+        self._relayed: dict[str, asyncio.Future[tuple[CallResult | CallError, str]]] = {}
+        # The answer the backend gave to the call being handled (upstream.py).
+        self.backend_answer: dict[str, Any] | None = None
+        # Its own backend answered its BootNotification Pending or Rejected: it
+        # is left alone (no set-up, no limits) until a boot is accepted.
+        self.boot_refused = False
         # Made when a handler awaits; see the module's docstring.
-        self._incoming: asyncio.Queue[Call] | None = None
+        self._incoming: asyncio.Queue[tuple[Call, str]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -253,7 +275,7 @@ class Station:
             self._closed = True
             if self._worker is not None:
                 self._worker.cancel()
-            for future in self._pending.values():
+            for future in (*self._pending.values(), *self._relayed.values()):
                 if not future.done():
                     future.set_exception(CallFailed(DISCONNECTED, "the station disconnected"))
                     # The call awaiting it may be cancelled with the station's tasks
@@ -311,8 +333,10 @@ class Station:
                 )
             return
         if isinstance(message, Call):
-            await self._on_call(message)
+            await self._on_call(message, text)
             return
+        if isinstance(message, (Send, CallResultError)) and self.upstream is not None:
+            self.upstream.pass_on(text)
         if isinstance(message, Send):
             await self._on_send(message)
             return
@@ -325,6 +349,12 @@ class Station:
                 message.error_description[:200],
             )
             return
+        if self._relayed:
+            relayed = self._relayed.get(message.unique_id)
+            if relayed is not None:
+                if not relayed.done():
+                    relayed.set_result((message, text))
+                return
         future = self._pending.get(message.unique_id)
         if future is None or future.done():
             log.warning(
@@ -333,14 +363,19 @@ class Station:
             return
         future.set_result(message)
 
-    async def _on_call(self, call: Call) -> None:
+    async def _on_call(self, call: Call, text: str) -> None:
         handlers = self._routes.get(call.action, {})
-        if self._worker is None and not handlers.get(_AWAITS):
-            await self._answer(call)
+        upstream = self.upstream
+        if (
+            self._worker is None
+            and not handlers.get(_AWAITS)
+            and (upstream is None or not upstream.opening)
+        ):
+            await self._answer(call, text)
             return
         if self._incoming is None:
             self._incoming = asyncio.Queue(INCOMING_QUEUE_SIZE)
-        await self._incoming.put(call)
+        await self._incoming.put((call, text))
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"{self.id}-worker")
 
@@ -357,49 +392,71 @@ class Station:
         assert self._incoming is not None
         try:
             while not self._incoming.empty():
-                await self._answer(self._incoming.get_nowait())
+                await self._answer(*self._incoming.get_nowait())
         finally:
             self._worker = None
 
-    async def _answer(self, call: Call) -> None:
+    async def _answer(self, call: Call, text: str) -> None:
+        if self.upstream is not None:
+            try:
+                await self.upstream.from_station(call, text)
+            except Exception:  # a bug of ours must not end the station's session
+                log.exception("%s: failed to forward %s", self.id, call.action)
+                await self._send(call_error_json(call.unique_id, INTERNAL_ERROR, "internal error"))
+            return
+        response, after = await self.local_answer(call)
+        await self._send(response)
+        if after is not None:
+            self.spawn(after)
+
+    async def local_answer(self, call: Call, backend: dict[str, Any] | None = None) -> LocalAnswer:
+        """This connector's answer to a call; `backend`: the answer of the
+        station's own backend, which decides what only it can (upstream.py)."""
         try:
-            response = await self._handle(call)
+            return await self._handle(call, backend)
         except Exception:  # a bug of ours must not end the station's session
             log.exception("%s: failed to handle %s", self.id, call.action)
-            response = call_error_json(call.unique_id, INTERNAL_ERROR, "internal error")
-        await self._send(response)
+            return call_error_json(call.unique_id, INTERNAL_ERROR, "internal error"), None
 
-    async def _handle(self, call: Call) -> str:
+    async def _handle(self, call: Call, backend: dict[str, Any] | None = None) -> LocalAnswer:
         handlers = self._routes.get(call.action)
         if handlers is None or "_on_action" not in handlers:
             code = NOT_SUPPORTED if call.action in self.known_actions else NOT_IMPLEMENTED
             log.warning("%s: answered %s to action %r", self.id, code, call.action[:64])
-            return call_error_json(call.unique_id, code, f"{call.action[:64]} is not supported")
+            return call_error_json(
+                call.unique_id, code, f"{call.action[:64]} is not supported"
+            ), None
         try:
             await schema_validation.validate(call, self.version)
         except OCPPError as error:
             code = self.error_code(error.code, str(error.details.get("cause", "")))
             log.warning("%s: invalid %s: %s", self.id, call.action, error.details.get("cause", ""))
-            return call_error_json(call.unique_id, code, str(error.details.get("cause", ""))[:200])
+            cause = str(error.details.get("cause", ""))[:200]
+            return call_error_json(call.unique_id, code, cause), None
         except RecursionError:
             code = self.version.format_violation
-            return call_error_json(call.unique_id, code, "payload nested too deeply")
+            return call_error_json(call.unique_id, code, "payload nested too deeply"), None
 
-        response = handlers["_on_action"](self, call.payload)
+        # Read by the handler at once, before it could yield.
+        self.backend_answer = backend
+        try:
+            response = handlers["_on_action"](self, call.payload)
+        finally:
+            self.backend_answer = None
         if inspect.isawaitable(response):
             # Safe even when the handler awaits call_action(): the reader task
             # keeps reading, so the station's answer gets through.
             response = await response
         if not isinstance(response, dict):
             log.error("%s: handler for %s returned no payload", self.id, call.action)
-            return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload")
+            return call_error_json(call.unique_id, INTERNAL_ERROR, "no response payload"), None
         result = call.create_call_result(response)
         await schema_validation.validate(result, self.version)
 
         after = handlers.get("_after_action")
-        if after is not None:
-            self.spawn(after(self, call.payload))
-        return call_result_json(call.unique_id, response)
+        return call_result_json(call.unique_id, response), (
+            after(self, call.payload) if after is not None else None
+        )
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run work tied to this connection; it is cancelled when it closes, and
@@ -415,11 +472,59 @@ class Station:
     async def close(self, code: int, reason: str) -> None:
         await self._connection.close(code, reason)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def _send(self, message: str) -> None:
         try:
             await self._connection.send(message)
         except Exception as error:  # the connection closed under us
             log.debug("%s: could not send: %s", self.id, error)
+
+    send_text = _send
+
+    # ---- a station's own backend (upstream.py) ---------------------------
+
+    def kept_for_backend(self, action: str, payload: dict[str, Any]) -> bool:
+        """A transaction message: kept in order while the backend is away."""
+        return is_kept(action, payload, self.kept_always, self.kept_with_transaction)
+
+    def droppable(self, frame: str) -> bool:
+        """A kept message that may go first when too many are kept (meter values)."""
+        return False
+
+    def ends_transaction(self, frame: str) -> bool:
+        return False
+
+    def transaction_id_given(self, action: str, response: str) -> int | None:
+        """Our transaction id in our answer to a call the backend decides (1.6)."""
+        return None
+
+    def status_key(self, payload: dict[str, Any]) -> Any:
+        """What a StatusNotification is the latest of (a connector)."""
+        return None
+
+    def message_id_in_use(self, unique_id: str) -> bool:
+        return unique_id in self._pending or unique_id in self._relayed
+
+    async def relay_call(
+        self, unique_id: str, text: str
+    ) -> tuple[CallResult | CallError, str] | None:
+        """A call of the station's backend, passed on as it came, in turn with
+        ours; the station's answer and its text, or None when none came."""
+        async with self._call_lock:
+            future: asyncio.Future[tuple[CallResult | CallError, str]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._relayed[unique_id] = future
+            try:
+                await self._connection.send(text)
+                return await asyncio.wait_for(future, self._response_timeout)
+            except (TimeoutError, ConnectionClosed, CallFailed):
+                return None
+            finally:
+                del self._relayed[unique_id]
 
     # ---- send path ----------------------------------------------------
 
@@ -527,6 +632,7 @@ class Station:
         # A reboot may reset the energy register; its next value is accepted.
         # (Charging control hears of the boot too: every limit is sent again.)
         self.energy_guard.reset()
+        self.boot_refused = False
         self.booted.set()
         if self.hooks.on_boot is not None:
             self.hooks.on_boot(self)

@@ -91,6 +91,12 @@ class StationSetup:
         wait = self.settings.ocpp_boot_wait
         if await _wait(station.booted, wait):
             return  # the BootNotification started the setup
+        if station.boot_refused:
+            log.info(
+                "%s: its own backend did not accept its BootNotification; left alone until it does",
+                station.id,
+            )
+            return
         if not station.may_trigger_boot:
             await self._without_boot_record(station, wait)
             return

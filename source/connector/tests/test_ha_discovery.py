@@ -60,6 +60,7 @@ def test_an_id_spelling_another_ids_hashed_form_is_hashed_too() -> None:
     ("key", "expected"),
     [
         ("CP__connected", ("binary_sensor", "connected", "connectivity", None, None)),
+        ("CP__upstream", ("binary_sensor", "upstream", "connectivity", None, None)),
         ("CP__StatusNotification__1__status", ("sensor", "status_1", None, None, None)),
         ("CP__StatusNotification__2__connectorStatus", ("sensor", "status_2", None, None, None)),
         (
