@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -27,7 +27,7 @@ from connector.core.key_budget import KeyBudget
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
 from connector.core.transaction_ids import TransactionIds
-from connector.core.upstream import is_forwarded
+from connector.core.upstream import droppable, is_forwarded
 from connector.mqtt.bemcom import Bemcom, MqttLogHandler
 from connector.mqtt.cluster import Cluster
 from connector.mqtt.direct import DirectTopics
@@ -157,6 +157,7 @@ class Bridge:
         # A station's own backend (README "Keeping a station's own backend").
         self.upstreams: UpstreamStore | None = None
         self._upstream_options: UpstreamOptions | None = None
+        self._upstream_of: dict[str, Upstream] = {}
         self.central: CentralSystem | None = None
         self._log_handler: MqttLogHandler | None = None
         self._log_flood = LogFloodGuard()
@@ -264,7 +265,13 @@ class Bridge:
         self.state = StateStore(mqtt, self._on_state)
         mqtt.attach(self.state)
         if settings.ocpp_upstream_url:
-            self.upstreams = UpstreamStore(mqtt, self._holds_upstream)
+            forwarded = settings.ocpp_upstream_stations
+            self.upstreams = UpstreamStore(
+                mqtt,
+                self._holds_upstream,
+                lambda cp_id: is_forwarded(forwarded, cp_id),
+                droppable,
+            )
             mqtt.attach(self.upstreams)
             self._upstream_options = self._make_upstream_options()
         if self.instance is not None:
@@ -434,7 +441,11 @@ class Bridge:
             and self.upstreams is not None
             and is_forwarded(self.settings.ocpp_upstream_stations, station.id)
         ):
-            station.upstream = Upstream(
+            # A connection this one replaces sends nothing more to the backend.
+            replaced = self._upstream_of.pop(station.id, None)
+            if replaced is not None:
+                replaced.close()
+            station.upstream = self._upstream_of[station.id] = Upstream(
                 station,
                 options,
                 self.upstreams.of(station.id),
@@ -463,9 +474,27 @@ class Bridge:
         self._publish(dp.connected(station.id, False, now_ms()))
         if station.upstream is not None:
             station.upstream.close()
+            if self._upstream_of.get(station.id) is station.upstream:
+                del self._upstream_of[station.id]
             self._upstream_state(station, False)
         if self.site is not None:
             self.site.disconnected(station)
+
+    def upstream_status(self) -> list[dict[str, Any]]:
+        """Each forwarded station's backend connection: whether it is up, the
+        messages kept for it, and its counters (upstream.UpstreamStats)."""
+        if self.central is None:
+            return []
+        return [
+            {
+                "cp_id": station.id,
+                "connected": station.upstream.connected,
+                "kept": len(station.upstream.backlog),
+                **asdict(station.upstream.stats),
+            }
+            for station in list(self.central.stations.values())
+            if station.upstream is not None
+        ]
 
     def _upstream_state(self, station: Station, connected: bool) -> None:
         self._publish(dp.upstream(station.id, connected, now_ms()))

@@ -182,6 +182,9 @@ def parse_upstream_url(raw: str) -> str:
         c.isspace() for c in value
     ):
         raise ValueError("allowed: a ws:// or wss:// URL, with {cp} for the station id, or empty")
+    if "@" in value.split("/")[2]:
+        # Credentials in a URL end up in logs; they have a setting of their own.
+        raise ValueError("no user or password in the URL: set OCPP_UPSTREAM_BASIC_AUTH")
     return value
 
 
@@ -427,7 +430,11 @@ class Settings:
     )
     # ---- a station's own backend (README "Keeping a station's own backend") ----
     ocpp_upstream_url: str = setting(
-        "OCPP_UPSTREAM_URL", parse_upstream_url, "", "The backend's URL; {cp}: the station id."
+        "OCPP_UPSTREAM_URL",
+        parse_upstream_url,
+        "",
+        "The backend's URL; {cp}: the station id.",
+        secret=True,  # a backend may take a token in its query string
     )
     ocpp_upstream_stations: frozenset[str] | None = setting(
         "OCPP_UPSTREAM_STATIONS", _ids_or_all, None, "Station ids forwarded.", shown="`*`"

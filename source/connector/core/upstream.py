@@ -74,6 +74,17 @@ def is_kept(
     return action in with_transaction and payload.get("transactionId") is not None
 
 
+def droppable(frame: str) -> bool:
+    """A kept frame of meter values (a cheap look: called once per kept message)."""
+    parsed = _frame(frame)
+    if parsed is None:
+        return False
+    return bool(
+        parsed[2] == "MeterValues"
+        or (parsed[2] == "TransactionEvent" and parsed[3].get("eventType") == "Updated")
+    )
+
+
 def _frame(text: str) -> list[Any] | None:
     try:
         frame = json.loads(text)

@@ -44,9 +44,13 @@ class Backlog:
         # seq -> (frame, our transaction id); kept in seq order.
         self.entries: dict[int, tuple[str, int | None]] = {}
         self._ordered = True
+        # The seqs of meter values, oldest first: what goes first when full.
+        self._droppable: dict[int, None] = {}
         self.delivered_upto = 0
         self.ids: up.TransactionIds = {}
         self._warned_full = False
+        # Called when a message is kept (the upstream's sender waits for it).
+        self.on_added: Callable[[], None] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -59,21 +63,21 @@ class Backlog:
             return None
         if not self._ordered:
             self.entries = dict(sorted(self.entries.items()))
+            self._droppable = dict(sorted(self._droppable.items()))
             self._ordered = True
         seq = next(iter(self.entries))
         frame, local = self.entries[seq]
         return seq, frame, local
 
     def append(self, frame: str, local: int | None, droppable: Callable[[str], bool]) -> None:
-        """Keep a message; the oldest meter values go first when MAX_KEPT are kept."""
-        last = next(reversed(self.entries)) if self.entries and self._ordered else 0
-        if not self._ordered and self.entries:
-            last = max(self.entries)
+        """Keep a message. At MAX_KEPT the oldest meter values go first; starts
+        and stops only beyond twice that (a station that floods them)."""
+        self.first()  # in order
+        last = next(reversed(self.entries)) if self.entries else 0
         seq = max(last + 1, self.delivered_upto + 1, time.time_ns() // 1000)
         if len(self.entries) >= up.MAX_KEPT:
-            self.first()  # in order
-            victim = next((s for s, (f, _) in self.entries.items() if droppable(f)), None)
-            if victim is None:
+            victim = next(iter(self._droppable), None)
+            if victim is None and len(self.entries) >= 2 * up.MAX_KEPT:
                 victim = next(iter(self.entries))
             if not self._warned_full:
                 self._warned_full = True
@@ -83,9 +87,19 @@ class Backlog:
                     self.cp_id,
                     up.MAX_KEPT,
                 )
-            self._remove(victim)
-        self.entries[seq] = (frame, local)
+            if victim is not None:
+                self._remove(victim)
+        self._add(seq, frame, local, droppable(frame))
         self._store.write(self.cp_id, f"{KEPT}/{seq}", up.encode_kept(frame, local))
+
+    def _add(self, seq: int, frame: str, local: int | None, droppable: bool) -> None:
+        if self.entries and seq < next(reversed(self.entries)):
+            self._ordered = False
+        self.entries[seq] = (frame, local)
+        if droppable:
+            self._droppable[seq] = None
+        if self.on_added is not None:
+            self.on_added()
 
     def done(self, seq: int) -> None:
         """The backend answered it (or refused it): never sent again."""
@@ -95,6 +109,7 @@ class Backlog:
             self._warned_full = False
 
     def _remove(self, seq: int) -> None:
+        self._droppable.pop(seq, None)
         if self.entries.pop(seq, None) is not None:
             self._store.write(self.cp_id, f"{KEPT}/{seq}", b"")
 
@@ -115,20 +130,29 @@ class Backlog:
 
     # ---- from the broker ------------------------------------------------
 
-    def restore(self, seq: int, payload: bytes) -> None:
+    def restore(
+        self, seq: int, payload: bytes, retained: bool, droppable: Callable[[str], bool]
+    ) -> None:
+        """A record of an earlier run (retained) or of another instance (live)."""
         if not payload:
+            # Sent (or dropped) by whoever held the station: in order, so
+            # whatever this instance keeps later comes after it.
+            self.delivered_upto = max(self.delivered_upto, seq)
+            self._droppable.pop(seq, None)
             self.entries.pop(seq, None)
             return
-        if seq <= self.delivered_upto:
-            return
+        if retained and seq <= self.delivered_upto:
+            return  # sent by this instance; the broker had not heard yet
         kept = up.decode_kept(payload)
         if kept is None:
             log.warning("%s: ignored an invalid message kept for its backend", self.cp_id)
             return
-        if seq not in self.entries:
-            if self.entries and seq < next(reversed(self.entries)):
-                self._ordered = False
-            self.entries[seq] = kept
+        if seq in self.entries:
+            return
+        if len(self.entries) >= 2 * up.MAX_KEPT:
+            log.warning("%s: ignored a message kept on the broker beyond the bound", self.cp_id)
+            return
+        self._add(seq, kept[0], kept[1], droppable(kept[0]))
 
     def restore_ids(self, payload: bytes) -> None:
         if not payload:
@@ -147,9 +171,19 @@ class UpstreamStore(Face):
     """The Face of every station's Backlog. `held(cp_id)`: the station is
     connected here, so its records here are the truth."""
 
-    def __init__(self, hub: MqttHub, held: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        hub: MqttHub,
+        held: Callable[[str], bool],
+        forwarded: Callable[[str], bool],
+        droppable: Callable[[str], bool],
+    ) -> None:
+        """`forwarded`: OCPP_UPSTREAM_STATIONS (records of other stations are
+        ignored); `droppable`: a kept frame that may go first when full."""
         self._hub = hub
         self._held = held
+        self._forwarded = forwarded
+        self._droppable = droppable
         self.topic = f"{hub.name}/upstream/"
         self._backlogs: dict[str, Backlog] = {}
 
@@ -175,12 +209,16 @@ class UpstreamStore(Face):
             return False
         parts = topic[len(self.topic) :].split("/")
         cp_id = unquote(parts[0])
+        if not self._forwarded(cp_id):
+            return True
         if not retained and self._held(cp_id):
             return True  # an echo of our own, or stale: ours is the truth
         if len(parts) == 3 and parts[1] == KEPT and parts[2].isdigit() and len(parts[2]) <= 20:
-            self.of(cp_id).restore(int(parts[2]), payload)
+            self.of(cp_id).restore(int(parts[2]), payload, retained, self._droppable)
         elif len(parts) == 2 and parts[1] == IDS:
-            self.of(cp_id).restore_ids(payload)
+            backlog = self.of(cp_id)
+            if not (retained and self._held(cp_id) and backlog.ids):
+                backlog.restore_ids(payload)
         elif payload:
             log.warning("ignored %s: no record of this connector's", topic[:200])
         return True

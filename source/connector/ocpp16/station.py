@@ -48,9 +48,6 @@ class StationV16(Station):
     kept_with_transaction = frozenset({"MeterValues"})
     decided_by_backend = frozenset({"StartTransaction"})
 
-    def droppable(self, frame: str) -> bool:
-        return frame_action(frame) == "MeterValues"
-
     def ends_transaction(self, frame: str) -> bool:
         return frame_action(frame) == "StopTransaction"
 

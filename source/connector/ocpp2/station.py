@@ -230,10 +230,6 @@ class StationV201(Station):
 
     kept_always = frozenset({"TransactionEvent"})
 
-    def droppable(self, frame: str) -> bool:
-        payload = frame_payload(frame)
-        return payload is not None and payload.get("eventType") == "Updated"
-
     def ends_transaction(self, frame: str) -> bool:
         payload = frame_payload(frame)
         return payload is not None and payload.get("eventType") == "Ended"

@@ -458,16 +458,17 @@ class Station:
             after(self, call.payload) if after is not None else None
         )
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
         """Run work tied to this connection; it is cancelled when it closes, and
-        work for a connection that has closed is not started at all."""
+        work for a connection that has closed is not started at all (None)."""
         if self._closed:
             coroutine.close()
-            return
+            return None
         # Keep a reference: asyncio only holds weak references to tasks.
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self, code: int, reason: str) -> None:
         await self._connection.close(code, reason)
@@ -489,10 +490,6 @@ class Station:
     def kept_for_backend(self, action: str, payload: dict[str, Any]) -> bool:
         """A transaction message: kept in order while the backend is away."""
         return is_kept(action, payload, self.kept_always, self.kept_with_transaction)
-
-    def droppable(self, frame: str) -> bool:
-        """A kept message that may go first when too many are kept (meter values)."""
-        return False
 
     def ends_transaction(self, frame: str) -> bool:
         return False

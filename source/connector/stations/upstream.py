@@ -73,6 +73,11 @@ MAX_TO_STATION = 8
 MAX_PENDING = 8
 # Connectors whose latest StatusNotification is kept (a station chooses the numbers).
 MAX_STATUSES = 64
+# OCPP 2.1 SEND frames on their way to the backend, at most; more are dropped.
+MAX_PASSING = 16
+# The connector's limits are sent again at most this often after the backend's
+# profile calls (a backend that does smart charging of its own sends many).
+REAPPLY_DELAY = 1.0
 SECURITY_ERROR = "SecurityError"
 GENERIC_ERROR = "GenericError"
 # The backend's calls after which our profiles may be gone or overruled.
@@ -156,7 +161,22 @@ class Upstream:
         self._missed_boot: str | None = None
         self._tokens = options.max_frames_per_second * BURST_SECONDS
         self._tokens_at = 0.0
-        station.spawn(self._run())
+        # Set when there is something kept to send (the sender waits for it).
+        self._kept_waiting = asyncio.Event()
+        backlog.on_added = self._kept_waiting.set
+        self._passing = 0
+        self._reapply_due = False
+        self._stopped = False
+        self._task = station.spawn(self._run())
+
+    def stop(self) -> None:
+        """A newer connection of the station took over (or the station left):
+        this one sends nothing more, and says nothing about the backend."""
+        self._stopped = True
+        if self.backlog.on_added == self._kept_waiting.set:
+            self.backlog.on_added = None
+        if self._task is not None:
+            self._task.cancel()
 
     # ---- the connection -------------------------------------------------
 
@@ -233,6 +253,7 @@ class Upstream:
         self._first_attempt_done()
         log.info("%s: connected to its backend (%s)", station.id, ws.subprotocol)
         self._on_state(station, True)
+        self._kept_waiting.set()  # whatever is kept goes first
         tasks = [
             asyncio.create_task(self._catch_up(), name=f"{station.id}-catch-up"),
             asyncio.create_task(self._relay_to_station(), name=f"{station.id}-relay"),
@@ -268,7 +289,7 @@ class Upstream:
                 station.id,
                 ws.close_code,
             )
-            if not station.closed:
+            if not station.closed and not self._stopped:
                 self._on_state(station, False)
                 # Answered here now; what the backend must not miss is kept.
                 for pending in forwarded:
@@ -308,11 +329,17 @@ class Upstream:
         kept = station.kept_for_backend(call.action, call.payload)
         if call.action == STATUS:
             self._note_status(call.payload, text)
+        if call.unique_id in self._forwarded:
+            # The station sent it again before the backend answered: the
+            # backend's answer, when it comes, is the answer to both.
+            log.debug(
+                "%s: %s sent again; its first copy is with the backend", station.id, call.unique_id
+            )
+            return
         live = (
             self.connected
             and not (kept and self.backlog)
             and len(self._forwarded) < MAX_PENDING
-            and call.unique_id not in self._forwarded
             and call.unique_id not in self._own
         )
         if not live:
@@ -325,8 +352,9 @@ class Upstream:
         self._forwarded[call.unique_id] = pending
         out = up.to_backend(text, self.backlog.ids) if self.backlog.ids else text
         if not await self._send(out):
-            del self._forwarded[call.unique_id]
-            await self._answer_locally(pending, delivered=False)
+            # The connection dropped under us; unless its closing answered it already.
+            if self._forwarded.pop(call.unique_id, None) is not None:
+                await self._answer_locally(pending, delivered=False)
             return
         pending.timer = asyncio.get_running_loop().call_later(
             self.options.response_timeout, self._expired, call.unique_id
@@ -340,16 +368,20 @@ class Upstream:
             self._statuses_due.pop(key, None)  # the backend has this one
 
     def _expired(self, unique_id: str) -> None:
-        pending = self._forwarded.pop(unique_id, None)
-        if pending is not None:
-            log.warning(
-                "%s: its backend did not answer %s within %g s; answered locally",
-                self.station.id,
-                pending.call.action,
-                self.options.response_timeout,
-            )
-            # The backend has it: not kept, never sent twice.
-            self.station.spawn(self._answer_locally(pending, delivered=True))
+        """A backend that does not answer in time is away: its connection is
+        closed, the station answered here, and what it must not miss is kept
+        (and sent again when it is back, as a station does without an answer)."""
+        pending = self._forwarded.get(unique_id)
+        ws = self._ws
+        if pending is None or ws is None:
+            return
+        log.warning(
+            "%s: its backend did not answer %s within %g s; it is taken as away",
+            self.station.id,
+            pending.call.action,
+            self.options.response_timeout,
+        )
+        self.station.spawn(ws.close(1011, "no answer in time"))
 
     async def _answer_locally(self, pending: _Forwarded, delivered: bool) -> None:
         if pending.timer is not None:
@@ -372,7 +404,7 @@ class Upstream:
             return
         if kept:
             our_id = station.transaction_id_given(call.action, response)
-            self.backlog.append(text, our_id, station.droppable)
+            self.backlog.append(text, our_id, up.droppable)
         elif call.action == BOOT:
             self._missed_boot = text
 
@@ -412,6 +444,10 @@ class Upstream:
             await station.send_text(text)
             if after is not None:
                 station.spawn(after)
+            if self.backlog.ids and station.ends_transaction(pending.text):
+                ours = up.transaction_id_of(pending.text)
+                if ours is not None:
+                    self.backlog.unmap_id(ours)
             return
         # A CALLERROR: the station hears it; a call the backend decides never happened.
         await station.send_text(text)
@@ -519,17 +555,32 @@ class Upstream:
             and isinstance(message.payload, dict)
             and message.payload.get("status") == "Accepted"
         ):
-            log.info(
-                "%s: its backend's %s was accepted; the connector's limits are sent again",
-                station.id,
-                call.action,
-            )
-            self._on_profiles(station)
+            if not self._reapply_due:
+                self._reapply_due = True
+                log.info(
+                    "%s: its backend's %s was accepted; the connector's limits are sent again",
+                    station.id,
+                    call.action,
+                )
+                station.spawn(self._reapply())
+
+    async def _reapply(self) -> None:
+        await asyncio.sleep(REAPPLY_DELAY)  # one for a burst of the backend's calls
+        self._reapply_due = False
+        self._on_profiles(self.station)
 
     def pass_on(self, text: str) -> None:
-        """An OCPP 2.1 SEND or CALLRESULTERROR from the station: to the backend, if there."""
-        if self.connected:
-            self.station.spawn(self._send(text))
+        """An OCPP 2.1 SEND or CALLRESULTERROR from the station: to the backend,
+        if there (never kept; dropped while MAX_PASSING are on their way)."""
+        if self.connected and self._passing < MAX_PASSING:
+            self._passing += 1
+            self.station.spawn(self._pass(text))
+
+    async def _pass(self, text: str) -> None:
+        try:
+            await self._send(text)
+        finally:
+            self._passing -= 1
 
     # ---- when the backend is back ----------------------------------------
 
@@ -575,12 +626,30 @@ class Upstream:
                     station.id,
                     str(answer.payload.get("status"))[:40],
                 )
+        await self._send_kept()
+        while self._statuses_due and self.connected:
+            key = next(iter(self._statuses_due))
+            status = self._statuses_due.pop(key)
+            await self._own_call(status, _message_id(status))
+        # Later: whatever is kept while the backend is here (a station with many
+        # calls in flight, records that arrive late from the broker).
+        while self.connected:
+            await self._kept_waiting.wait()
+            await self._send_kept()
+
+    async def _send_kept(self) -> None:
+        """The kept messages, in order, each once the one before was answered."""
+        station = self.station
+        self._kept_waiting.clear()
         sent = 0
         while self.connected:
             first = self.backlog.first()
             if first is None:
                 break
             seq, frame, local = first
+            if not await self._valid_kept(frame):
+                self.backlog.done(seq)
+                continue
             out = up.to_backend(frame, self.backlog.ids)
             answer = await self._own_call(out, _message_id(frame))
             if answer is None and not self.connected:
@@ -591,10 +660,20 @@ class Upstream:
             self.stats.kept_sent += 1
         if sent:
             log.info("%s: sent its backend %d messages kept while it was away", station.id, sent)
-        while self._statuses_due and self.connected:
-            key = next(iter(self._statuses_due))
-            status = self._statuses_due.pop(key)
-            await self._own_call(status, _message_id(status))
+
+    async def _valid_kept(self, frame: str) -> bool:
+        """Only a transaction message of this station's version, valid by its
+        schema: a record on the broker is not trusted to be one."""
+        station = self.station
+        message = parse_frame(frame, station.version)
+        if isinstance(message, Call) and station.kept_for_backend(message.action, message.payload):
+            try:
+                await schema_validation.validate(message, station.version)
+                return True
+            except (OCPPError, RecursionError):
+                pass
+        log.warning("%s: dropped a kept message that is no valid transaction message", station.id)
+        return False
 
     def _took_kept(
         self, frame: str, local: int | None, answer: CallResult | CallError | None
@@ -630,12 +709,13 @@ class Upstream:
             pending.local[1].close()
 
     def close(self) -> None:
-        """The station left. A call of its that got no answer is the
-        station's to send again, as it would to its backend; what is kept
-        stays kept."""
+        """The station left, or a newer connection of it took over. A call of
+        its that got no answer is the station's to send again, as it would to
+        its backend; what is kept stays kept."""
         for pending in self._forwarded.values():
             self._drop(pending)
         self._forwarded.clear()
+        self.stop()
 
 
 def _message_id(frame: str) -> str:

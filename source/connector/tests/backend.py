@@ -63,7 +63,7 @@ class BackendOptions:
     passwords: dict[str, str] | None = None
     boot_status: str = "Accepted"
     heartbeat_interval: int = 123
-    # action -> seconds to wait before answering (a slow backend).
+    # action -> seconds to wait before answering its next call (a slow backend).
     delays: dict[str, float] = field(default_factory=dict)
     # wss://, and client certificates if it asks for them (tls.server_context).
     ssl_context: ssl.SSLContext | None = None
@@ -172,7 +172,8 @@ class Backend:
         return f"ws://127.0.0.1:{self.port}/ocpp/{{cp}}"
 
     async def delay(self, action: str) -> None:
-        seconds = self.options.delays.get(action)
+        """Once per action: the next of its calls is answered at once."""
+        seconds = self.options.delays.pop(action, None)
         if seconds:
             await asyncio.sleep(seconds)
 

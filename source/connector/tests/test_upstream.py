@@ -315,6 +315,7 @@ async def test_backend_away_across_a_restart_on_16(
             await station.send_status(1, "Charging")
             await station.send_meter_values(1)
             await station.stop_transaction()
+            assert bridge.upstream_status()[0]["kept"] == 4  # start, 2 meter values, stop
             await backend.start()
             await backend.wait_for(
                 lambda: (
@@ -324,6 +325,8 @@ async def test_backend_away_across_a_restart_on_16(
             )
             await asyncio.sleep(0.5)  # nothing more comes
             await probe.value("CPA__upstream", equal_to(True))
+            status = bridge.upstream_status()[0]
+            assert status["connected"] and status["kept"] == 0 and status["kept_sent"] == 4
             away += station.wire.sent
     finally:
         await backend.stop()
@@ -481,9 +484,14 @@ async def test_bad_input_from_the_backend(start_connector: StartConnector) -> No
 
 
 @pytest.mark.within(60)
-async def test_a_backend_that_does_not_answer(start_connector: StartConnector) -> None:
-    """Answered here after OCPP_RESPONSE_TIMEOUT; the backend has the message,
-    so it is not kept, and its late answer goes nowhere."""
+async def test_a_backend_that_does_not_answer(
+    start_connector: StartConnector, probe: Probe
+) -> None:
+    """A backend that does not answer within OCPP_RESPONSE_TIMEOUT is away: the
+    station is answered here, the connection closed, and the unanswered
+    StartTransaction sent again when the backend is back, as a station does;
+    the station's later messages then carry the id the backend gave."""
+    probe.map(sensors=["CPT__upstream"])
     options = BackendOptions(delays={"StartTransaction": 2.0})
     async with (
         running_backend(options) as backend,
@@ -492,10 +500,78 @@ async def test_a_backend_that_does_not_answer(start_connector: StartConnector) -
     ):
         ours = await station.start_transaction(1)
         assert ours != FIRST_ID
-        await asyncio.sleep(2.5)
+        await probe.value("CPT__upstream", equal_to(False))
+        await backend.wait_for(lambda: len(backend.calls("CPT", "StartTransaction")) == 2)
+        await eventually(lambda: bridge.upstream_status()[0]["kept"] == 0)
         await station.send_meter_values(1)
-        await backend.wait_for(lambda: len(backend.calls("CPT", "MeterValues")) == 1)
-        assert len(backend.calls("CPT", "StartTransaction")) == 1
+        await station.stop_transaction()
+        await backend.wait_for(lambda: len(backend.calls("CPT", "StopTransaction")) == 1)
+    again = FIRST_ID + 1  # the first answer came too late, on a closed connection
+    assert backend.calls("CPT", "MeterValues")[-1][3]["transactionId"] == again
+    assert backend.calls("CPT", "StopTransaction")[-1][3]["transactionId"] == again
+
+
+@pytest.mark.within(60)
+async def test_kept_messages_are_bounded(
+    start_connector: StartConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MAX_KEPT the oldest meter values go; the start and the stop stay."""
+    monkeypatch.setattr(up, "MAX_KEPT", 4)
+    backend = Backend()
+    try:
+        async with (
+            start_connector(ocpp_upstream_url=backend.url()) as bridge,
+            recorded_station(bridge, "CPK") as station,
+        ):
+            await station.start_transaction(1)
+            for _ in range(6):
+                await station.send_meter_values(1)
+            await station.stop_transaction()
+            sent = [json.loads(t) for t in station.wire.sent]
+            meter = [f[1] for f in sent if f[0] == 2 and f[2] == "MeterValues"]
+            await backend.start()
+            await backend.wait_for(lambda: len(backend.calls("CPK", "StopTransaction")) == 1)
+            await asyncio.sleep(0.3)
+    finally:
+        await backend.stop()
+    got = [f for f in backend.calls("CPK") if f[2] in KEPT_16]
+    assert [f[2] for f in got] == [
+        "StartTransaction",
+        "MeterValues",
+        "MeterValues",
+        "StopTransaction",
+    ]
+    assert [f[1] for f in got[1:3]] == meter[-2:]
+
+
+async def test_records_on_the_broker_are_not_trusted(
+    start_connector: StartConnector, probe: Probe, name: str
+) -> None:
+    """A record anyone wrote under <name>/upstream/ is sent to a backend only if
+    it is a valid transaction message of the station; bounds hold."""
+    forged = '[2,"f1","DataTransfer",{"vendorId":"evil"}]'
+    broken = '[2,"f2","StopTransaction",{"transactionId":"not an int"}]'
+    good = (
+        '[2,"f3","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":'
+        '[{"timestamp":"2026-11-29T10:00:00Z","sampledValue":[{"value":"1"}]}]}]'
+    )
+    for seq, frame in ((1, forged), (2, broken), (3, good)):
+        probe.publish(f"{name}/upstream/CPF/kept/{seq}", {"frame": frame}, retain=True)
+    probe.publish(f"{name}/upstream/CPF/ids", {"7": "x"}, retain=True)
+    probe.publish(f"{name}/upstream/CPF/kept/x", {"frame": good}, retain=True)
+    async with (
+        running_backend() as backend,
+        start_connector(ocpp_upstream_url=backend.url()) as bridge,
+        recorded_station(bridge, "CPF"),
+    ):
+        await backend.wait_for(lambda: len(backend.calls("CPF", "MeterValues")) == 1)
+        await asyncio.sleep(0.3)
+        assert backend.calls("CPF", "DataTransfer") == []
+        assert backend.calls("CPF", "StopTransaction") == []
+        # The invalid map was ignored: the id went as it was.
+        assert backend.calls("CPF", "MeterValues")[0][3]["transactionId"] == 7
+    for seq in (1, 2, 3):
+        probe.publish(f"{name}/upstream/CPF/kept/{seq}", "", retain=True)
 
 
 @pytest.mark.within(120)
@@ -579,9 +655,10 @@ async def test_tls_toward_the_backend(
             assert backend.calls("CP_1", "BootNotification")
 
 
-async def test_a_boot_the_backend_rejects(start_connector: StartConnector) -> None:
+async def test_a_boot_the_backend_rejects(start_connector: StartConnector, probe: Probe) -> None:
     """The backend decides the boot: a station it rejects gets its answer, and
     the connector leaves it alone (no set-up, no limits) as OCPP asks."""
+    probe.map(actuators=["CPR__execute_send_charging_profile"])
     async with (
         running_backend(BackendOptions(boot_status="Rejected")) as backend,
         start_connector(ocpp_upstream_url=backend.url()) as bridge,
@@ -589,5 +666,6 @@ async def test_a_boot_the_backend_rejects(start_connector: StartConnector) -> No
     ):
         answer = await station.boot()
         assert answer.status == "Rejected" and answer.interval == 123
+        probe.command(probe.actuator_topic("CPR__execute_send_charging_profile"), 7000)
         await asyncio.sleep(1.5)  # beyond OCPP_BOOT_WAIT
         assert station.received == []

@@ -164,8 +164,9 @@ def test_decode_ids(payload: bytes, expected: dict[int, int] | None) -> None:
 @pytest.mark.parametrize(
     ("environ", "problem"),
     [
-        ({"OCPP_UPSTREAM_URL": "http://csms/{cp}"}, "OCPP_UPSTREAM_URL='http://csms/{cp}'"),
+        ({"OCPP_UPSTREAM_URL": "http://csms/{cp}"}, "OCPP_UPSTREAM_URL=<hidden> is not valid"),
         ({"OCPP_UPSTREAM_DENY": "Reset"}, "OCPP_UPSTREAM_DENY set, but OCPP_UPSTREAM_URL"),
+        ({"OCPP_UPSTREAM_URL": "wss://u:pw@c/{cp}"}, "OCPP_UPSTREAM_URL=<hidden> is not valid"),
         (
             {"OCPP_UPSTREAM_URL": "ws://c/{cp}", "OCPP_UPSTREAM_TLS_CA": __file__},
             "need a wss:// OCPP_UPSTREAM_URL",
