@@ -13,12 +13,14 @@ setup: $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r source/requirements.txt
 
 # Integration tests start their own Mosquitto and HAProxy (and make throwaway
-# certificates with openssl); install them from Debian when missing.
+# certificates with openssl), and read the status page in Chromium; install
+# them from Debian when missing.
 mosquitto:
 	@{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
 		{ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } && \
-		command -v openssl >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto haproxy openssl; }
+		command -v openssl >/dev/null 2>&1 && \
+		[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto haproxy openssl chromium chromium-driver; }
 
 run: setup
 	$(BIN)/python source/connector/main.py

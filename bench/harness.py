@@ -165,6 +165,8 @@ def connector_env(name: str, mqtt_port: int, ocpp_port: int) -> dict[str, str]:
         "MQTT_BROKER_PORT": str(mqtt_port),
         "OCPP_HOST": "127.0.0.1",
         "OCPP_PORT": str(ocpp_port),
+        # Several connectors on one machine would each want 8080.
+        "HTTP_PORT": "0",
     }
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import quote, unquote
 
+from prometheus_client import generate_latest
 from websockets.asyncio.server import ServerConnection
 
 from connector import actuators
@@ -22,7 +23,9 @@ from connector.actuators import Actuator, Request, Route
 from connector.core import charging_profiles as cp
 from connector.core import commands as cmd
 from connector.core import datapoints as dp
+from connector.core import direct_topics
 from connector.core.groups import GROUP_PREFIX, LIMIT_ACTUATOR
+from connector.core.ha_discovery import station_object_id
 from connector.core.key_budget import KeyBudget
 from connector.core.limit_store import cp_id_of
 from connector.core.secrets import redact_text
@@ -38,6 +41,9 @@ from connector.mqtt.hub import MqttHub
 from connector.mqtt.mqtt_link import KEEPALIVE, MqttLink, MqttOptions
 from connector.mqtt.state import StateStore
 from connector.mqtt.upstream_store import UpstreamStore
+from connector.operations import status as page_status
+from connector.operations.http_server import HttpServer
+from connector.operations.metrics import Metrics, Snapshot
 from connector.runtime import gc_policy, log_redaction
 from connector.runtime.log_flood import LogFloodGuard
 from connector.settings import Settings, upstream_context
@@ -158,11 +164,17 @@ class Bridge:
         self.upstreams: UpstreamStore | None = None
         self._upstream_options: UpstreamOptions | None = None
         self._upstream_of: dict[str, Upstream] = {}
+        self._forgetting: set[asyncio.Task[None]] = set()
         self.central: CentralSystem | None = None
         self._log_handler: MqttLogHandler | None = None
         self._log_flood = LogFloodGuard()
         self._guarded_handlers: list[logging.Handler] = []
         self._hooks: StationHooks | None = None
+        # Operations (README "Operations"): each station as last seen here,
+        # the metrics, and the HTTP server that shows them.
+        self.presence: dict[str, page_status.Presence] = {}
+        self.metrics = Metrics(self._snapshot)
+        self.http: HttpServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -232,6 +244,12 @@ class Bridge:
             ),
         )
         await self.central.start()
+        if settings.http_port:
+            self.http = HttpServer(
+                settings.http_host, settings.http_port, settings.http_basic_auth, self
+            )
+            if not await self.http.start():
+                self.http = None
         self._tasks = [
             asyncio.create_task(mqtt.run()),
             asyncio.create_task(self._run_log_flood_summaries()),
@@ -380,6 +398,8 @@ class Bridge:
             await self.central.stop(CLOSE_TIMEOUT / 2)
         for task in self._tasks:
             task.cancel()
+        if self.http is not None:
+            await self.http.stop()
         if self.mqtt is not None:
             flushed = await self.mqtt.link.flush(max(0.0, deadline - loop.time()))
             if not flushed:
@@ -420,11 +440,19 @@ class Bridge:
             heartbeat_interval=self.settings.ocpp_heartbeat_interval,
             response_timeout=self.settings.ocpp_response_timeout,
             on_raw_frame=self._on_raw_frame if self.settings.send_raw_message_to_db else None,
+            on_answered=lambda station, action, ok: self.metrics.frame(
+                station.version.name, action, ok
+            ),
+            on_refused=lambda station: self.metrics.refused(station.version.name),
+            on_called=lambda station, action, status, seconds: self.metrics.call(
+                station.version.name, action, status, seconds
+            ),
             on_boot=self._on_boot,
             on_connector=self._offer_connector_actuators,
             on_transaction_seen=self.charging.transaction_seen,
             on_session=self.site.session if self.site is not None else None,
             energy_monotonic=self.settings.ocpp_energy_monotonic,
+            max_clock_skew=self.settings.ocpp_max_clock_skew,
             id_tags=self.settings.ocpp_id_tags,
             max_frames_per_second=self.settings.ocpp_max_frames_per_second,
             mqtt_flowing=self.mqtt.link.flowing if self.mqtt is not None else None,
@@ -434,7 +462,9 @@ class Bridge:
         if self.cluster is not None:
             station.connection_id = uuid.uuid4().hex
             self.cluster.claim(station.id, station.connection_id)
-        self._publish(dp.connected(station.id, True, now_ms()))
+        now = now_ms()
+        self._publish(dp.connected(station.id, True, now))
+        self._present(station, True, now)
         options = self._upstream_options
         if (
             options is not None
@@ -471,7 +501,9 @@ class Bridge:
     def _on_disconnect(self, station: Station) -> None:
         if self.cluster is not None:
             self.cluster.release(station.id, station.connection_id)
-        self._publish(dp.connected(station.id, False, now_ms()))
+        now = now_ms()
+        self._publish(dp.connected(station.id, False, now))
+        self._present(station, False, now)
         if station.upstream is not None:
             station.upstream.close()
             if self._upstream_of.get(station.id) is station.upstream:
@@ -498,6 +530,82 @@ class Bridge:
 
     def _upstream_state(self, station: Station, connected: bool) -> None:
         self._publish(dp.upstream(station.id, connected, now_ms()))
+        presence = self.presence.get(station.id)
+        if presence is not None and self._station(station.id) is station:
+            presence.upstream = connected
+
+    # ---- operations (README "Operations") ------------------------------
+
+    def _present(self, station: Station, connected: bool, now: int) -> None:
+        """Each station as last seen here, for the status page."""
+        previous = self.presence.get(station.id)
+        connectors = tuple(sorted(c for c in station.connectors if c > 0))
+        forwarded = self._upstream_options is not None and is_forwarded(
+            self.settings.ocpp_upstream_stations, station.id
+        )
+        self.presence[station.id] = page_status.Presence(
+            station.version.name,
+            connected,
+            now,
+            connectors or (previous.connectors if previous is not None else ()),
+            False if forwarded else None,  # until its backend connection says more
+        )
+
+    async def ready(self) -> list[str]:
+        problems = []
+        if self.central is None or not self.central.listening:
+            problems.append("the OCPP server does not listen")
+        if self.mqtt is None or not self.mqtt.link.connected.is_set():
+            problems.append("the MQTT broker is not connected")
+        return problems
+
+    async def metrics_text(self) -> bytes:
+        return generate_latest(self.metrics.registry)
+
+    def _snapshot(self) -> Snapshot:
+        stations: dict[str, int] = {version.name: 0 for version in VERSIONS}
+        if self.central is not None:
+            for station in self.central.stations.values():
+                stations[station.version.name] += 1
+        groups = {}
+        if self.site is not None:
+            for group in self.site.overview():
+                groups[group.name] = (
+                    group.limit_w,
+                    group.allocated_w or 0.0,
+                    group.measured_w or 0.0,
+                )
+        return Snapshot(
+            stations=stations,
+            mqtt=self.mqtt.link.stats() if self.mqtt is not None else {},
+            upstream=self.upstream_status(),
+            groups=groups,
+        )
+
+    async def status(self, page: int, size: int, search: str, every: bool) -> dict[str, Any]:
+        """The status page's figures (operations/status.py)."""
+        latest = self.mqtt.latest if self.mqtt is not None else (lambda key: None)
+        # A connected station's connectors as they are now.
+        for cp_id, presence in self.presence.items():
+            station = self._station(cp_id)
+            if station is not None and presence.connected:
+                presence.connectors = tuple(sorted(c for c in station.connectors if c > 0))
+        return {
+            "connector": {
+                "name": self.settings.connector_name,
+                "version": self.version,
+                "instance": self.instance,
+                "time": now_ms(),
+            },
+            "stations": (
+                page_status.every(self.presence, latest, search)
+                if every
+                else page_status.page(self.presence, latest, page, size, search)
+            ),
+            "groups": [
+                page_status.group_entry(g) for g in (self.site.overview() if self.site else [])
+            ],
+        }
 
     def _profiles_lost(self, station: Station) -> None:
         """The station's own backend set or cleared charging profiles: ours
@@ -532,6 +640,9 @@ class Bridge:
             if actuator.offered_on(connector_id, station.version):
                 key = cmd.actuator_key(station.id, name, connector_id)
                 self.mqtt.offer_actuators([key], actuator.example_for(station.version))
+                self.mqtt.offer_sensors(
+                    actuator.result_keys(station.id, connector_id, station.version)
+                )
 
     def _next_transaction_id(self) -> int:
         issued = self.transaction_ids.next()
@@ -682,13 +793,40 @@ class Bridge:
     ) -> None:
         """execute_forget_station: the connector's own retained topics."""
         if speaks:
-            assert self.mqtt is not None
-            removed = self.mqtt.forget_station(target.cp_id)
+            task = asyncio.create_task(self._forget(target.cp_id))
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, cp_id: str) -> None:
+        """What the broker keeps for the station goes, whatever this connector
+        saw since its start: discovery configurations first, then the direct
+        topics. A station still connected is announced again at once."""
+        assert self.mqtt is not None
+        settings = self.settings
+        escaped = direct_topics.sensor_topic(f"{settings.connector_name}/direct/", f"{cp_id}__x")
+        first = (
+            [
+                f"{settings.homeassistant_discovery_prefix}/+/ocpp_{station_object_id(cp_id)}/+/config"
+            ]
+            if settings.homeassistant_discovery
+            else []
+        )
+        then = [escaped[: -len("/x")] + "/#"] if settings.direct_topics else []
+        removed = await self.mqtt.forget_station(cp_id, first, then)
+        if self._station(cp_id) is not None:
+            self.mqtt.announce_again(cp_id)
             log.info(
-                "%s: forgotten: its retained topics (%d: direct topics, discovery) removed",
-                target.cp_id,
+                "%s: forgotten: its retained topics (%d: direct topics, discovery) removed; "
+                "it is connected, so it was announced again",
+                cp_id,
                 removed,
             )
+            return
+        log.info(
+            "%s: forgotten: its retained topics (%d: direct topics, discovery) removed",
+            cp_id,
+            removed,
+        )
 
     @staticmethod
     def _connected(

@@ -19,7 +19,7 @@ from connector.bridge import Bridge
 from connector.runtime.workers import Workers
 from connector.settings import Settings, SettingsError, load_settings
 
-__version__ = "0.11.0"
+__version__ = "0.12.0"
 
 EXIT_SETTINGS = 2
 

@@ -169,6 +169,14 @@ def _id_set(raw: str) -> frozenset[str]:
     return names
 
 
+def parse_user_password(raw: str) -> tuple[str, str]:
+    """`user:password`; the message never quotes the value: it is secret."""
+    user, colon, password = raw.strip().partition(":")
+    if not colon or not user or not password:
+        raise ValueError("allowed: user:password, both non-empty")
+    return user, password
+
+
 def _ids_or_all(raw: str) -> frozenset[str] | None:
     """OCPP_UPSTREAM_STATIONS: `*` (None) or a comma-separated list of ids."""
     if raw.strip() == "*":
@@ -343,6 +351,12 @@ class Settings:
     ocpp_meter_value_sample_interval: int | None = setting(
         "OCPP_METER_VALUE_SAMPLE_INTERVAL", _int_in(0, 86400), None, "Seconds between samples."
     )
+    ocpp_max_clock_skew: float = setting(
+        "OCPP_MAX_CLOCK_SKEW",
+        _positive_float,
+        300.0,
+        "Seconds a station's sample time may be ahead; beyond, the receipt time.",
+    )
     ocpp_energy_monotonic: bool = setting(
         "OCPP_ENERGY_MONOTONIC", _parse_bool, True, "Drop a falling energy register."
     )
@@ -462,6 +476,18 @@ class Settings:
         frozenset(),
         "Backend actions not passed to stations.",
         shown="empty",
+    )
+    # ---- operations (README "Operations") ----
+    http_port: int = setting(
+        "HTTP_PORT", _int_in(0, 65535), 8080, "Port of the operator's HTTP server; 0: off."
+    )
+    http_host: str = setting("HTTP_HOST", _host, "0.0.0.0", "Address it binds to.")
+    http_basic_auth: tuple[str, str] | None = setting(
+        "HTTP_BASIC_AUTH",
+        parse_user_password,
+        None,
+        "user:password every path but /healthz asks for.",
+        secret=True,
     )
     # ---- standalone use (README "Direct topics") ----
     mqtt_direct_topics: bool = setting(

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from connector.core.commands import InvalidCommand
-from connector.core.datapoints import Datapoint
+from connector.core.datapoints import SEP, Datapoint
 from connector.core.ha_discovery import Control
 from connector.versions import OCPP16, VERSIONS, Family, Feature, Version
 
@@ -78,6 +78,9 @@ class Actuator:
     # A feature the station's version must have (versions.py).
     requires: Feature | None = None
     results: Results | None = None
+    # The keys `results` makes, after `<cp>__`, with `{c}` for the connector:
+    # offered with a null example from the start (README "Datapoint keys").
+    result_names: Mapping[Family, tuple[str, ...]] = field(default_factory=dict)
     # Just before it is sent: fill in what only the station's state knows.
     prepare: Prepare | None = None
     follow_up: Mapping[Family, FollowUp] = field(default_factory=dict)
@@ -108,6 +111,28 @@ class Actuator:
         if connector_id is None:
             return self.scope is not Scope.CONNECTOR
         return self.scope is not Scope.STATION
+
+    def result_keys(self, cp_id: str, connector_id: int | None, version: Version) -> list[str]:
+        """The sensor keys its answers make, so that BEMCom can map them
+        before the first command: `<cp>__<Action>__status`, the limit keys of
+        charging control, and the actuator's own (`result_names`)."""
+        if self.route is Route.LOCAL:
+            return []
+        try:
+            request = self.build(self.example_for(version), connector_id, version)
+        except InvalidCommand:
+            return []
+        number = connector_id or 0
+        action = {Route.LIMIT: "SetChargingProfile", Route.CLEAR: "ClearChargingProfile"}.get(
+            self.route, request.action
+        )
+        keys = [f"{cp_id}{SEP}{action}{SEP}status"]
+        if self.route is Route.LIMIT:
+            where = f"{SEP}{number}" if number else ""
+            keys += [f"{cp_id}{SEP}ChargingLimit{where}{SEP}{unit}" for unit in ("W", "A")]
+        names = self.result_names.get(version.family, ())
+        keys += [f"{cp_id}{SEP}{name.format(c=number)}" for name in names]
+        return keys
 
     def build(self, value: Any, connector_id: int | None, version: Version) -> Request:
         """The request for a value, for a station of that version; InvalidCommand

@@ -48,8 +48,8 @@ ACTUATOR = Actuator(
             fields={
                 "payload_on": "Operative",
                 "payload_off": "Inoperative",
-                "value_template": "{{ 'Inoperative' if value_json.value == 'Unavailable' "
-                "else 'Operative' }}",
+                "value_template": "{% if value_json is defined %}{{ 'Inoperative' if "
+                "value_json.value == 'Unavailable' else 'Operative' }}{% endif %}",
                 "state_on": "Operative",
                 "state_off": "Inoperative",
             },

@@ -39,6 +39,9 @@ def build_v2(value: Any, evse_id: int | None, version: Version) -> Request:
     return Request("DataTransfer", payload)
 
 
+DATA_TRANSFER = ("DataTransfer__response__status", "DataTransfer__response__data")
+
+
 def results(cp_id: str, request: Request, answer: dict[str, Any], now: int) -> list[Datapoint]:
     prefix = f"{cp_id}{SEP}DataTransfer{SEP}response{SEP}"
     data = answer.get("data")
@@ -56,4 +59,5 @@ ACTUATOR = Actuator(
     example='{"vendorId": "com.example"}',
     builders={Family.OCPP16: build_v16, Family.OCPP2: build_v2},
     results=results,
+    result_names={Family.OCPP16: DATA_TRANSFER, Family.OCPP2: DATA_TRANSFER},
 )

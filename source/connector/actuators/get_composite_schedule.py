@@ -26,6 +26,9 @@ def build_v2(value: Any, evse_id: int | None, version: Version) -> Request:
     return Request("GetCompositeSchedule", {"evseId": evse_id or 0, "duration": duration})
 
 
+SCHEDULE = ("CompositeSchedule__{c}__limit", "CompositeSchedule__{c}__chargingRateUnit")
+
+
 def results(cp_id: str, request: Request, answer: dict[str, Any], now: int) -> list[Datapoint]:
     if answer.get("status") != "Accepted":
         return []
@@ -49,4 +52,5 @@ ACTUATOR = Actuator(
     example=3600,
     builders={Family.OCPP16: build_v16, Family.OCPP2: build_v2},
     results=results,
+    result_names={Family.OCPP16: SCHEDULE, Family.OCPP2: SCHEDULE},
 )

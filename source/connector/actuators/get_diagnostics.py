@@ -32,4 +32,8 @@ ACTUATOR = Actuator(
     example="ftp://example.com/upload/",
     builders={Family.OCPP16: build_v16, Family.OCPP2: build_v2},
     results=results,
+    result_names={
+        Family.OCPP16: ("GetDiagnostics__fileName",),
+        Family.OCPP2: ("GetLog__filename",),
+    },
 )

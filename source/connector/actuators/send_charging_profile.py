@@ -42,5 +42,12 @@ ACTUATOR = Actuator(
                 "device_class": "power",
             },
         ),
+        # 0 pauses charging; no limit at all is a null (README "Home Assistant").
+        Control(
+            component="button",
+            object_id="remove_charging_limit",
+            name="Remove charging limit",
+            fields={"payload_press": "null"},
+        ),
     ),
 )

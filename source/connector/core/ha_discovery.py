@@ -35,6 +35,31 @@ from connector.core.direct_topics import sensor_topic
 from connector.core.groups import GROUP_PREFIX, LIMIT_ACTUATOR
 
 DEFAULT_MAX_POWER_W = 22_000
+# Templates that tolerate an empty payload (a retained topic being removed,
+# execute_forget_station): the state becomes unknown, not a template error.
+VALUE_TEMPLATE = "{{ value_json.value if value_json is defined else none }}"
+BINARY_TEMPLATE = "{{ ('ON' if value_json.value else 'OFF') if value_json is defined else none }}"
+AVAILABLE_TEMPLATE = (
+    "{{ ('online' if value_json.value else 'offline') if value_json is defined else 'offline' }}"
+)
+# Connector statuses: 1.6 StatusNotification.status, 2.x connectorStatus.
+STATUSES_16 = (
+    "Available",
+    "Preparing",
+    "Charging",
+    "SuspendedEVSE",
+    "SuspendedEV",
+    "Finishing",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
+)
+STATUSES_2 = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
+SHOWN_STATUS = {"Unavailable": "Out of service"}
+STATUS_TEMPLATE = (
+    "{% if value_json is defined %}{{ 'Out of service' if value_json.value == 'Unavailable' "
+    "else value_json.value }}{% else %}{{ none }}{% endif %}"
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # What a hashed id ends in: an id that already looks like one is hashed too.
 _LOOKS_HASHED = re.compile(r"_[0-9a-f]{8}$")
@@ -124,12 +149,18 @@ def device(cp_id: str, boot: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def _number(connector: str) -> str:
+    """A connector's number in a name: none for connector 1, so a station with
+    one connector has "Energy", "Power", "Status" (its second: "Energy 2")."""
+    return "" if connector == "1" else f" {connector}"
+
+
 def _availability(name: str, direct: str, cp_id: str) -> dict[str, Any]:
     return {
         "availability": [
             {
                 "topic": sensor_topic(direct, f"{cp_id}{SEP}connected"),
-                "value_template": "{{ 'online' if value_json.value else 'offline' }}",
+                "value_template": AVAILABLE_TEMPLATE,
             },
             {"topic": f"{name}/status"},
         ],
@@ -141,8 +172,10 @@ def entity_for_key(key: str) -> tuple[str, str, dict[str, Any]] | None:
     """(component, object id, platform fields) for a sensor key that gets an
     entity, or None. The key is `<cp>__<rest>`."""
     parts = key.split(SEP)[1:]
+    fields: dict[str, Any]
     if parts == ["connected"]:
-        return "binary_sensor", "connected", {"name": "Connected", "device_class": "connectivity"}
+        fields = {"name": "Connected", "device_class": "connectivity"}
+        return "binary_sensor", "connected", {**fields, "entity_category": "diagnostic"}
     if parts == ["upstream"]:  # its own backend (README "Keeping a station's own backend")
         fields = {
             "name": "Backend",
@@ -159,12 +192,27 @@ def entity_for_key(key: str) -> tuple[str, str, dict[str, Any]] | None:
             "connectorStatus",
         )
     ):
-        return "sensor", f"status_{parts[1]}", {"name": f"Status {parts[1]}"}
+        # An enum of the version's statuses; OCPP's "Unavailable" is renamed,
+        # as it reads like Home Assistant's own `unavailable` (no data).
+        options = STATUSES_16 if parts[2] == "status" else STATUSES_2
+        fields = {
+            "name": f"Status{_number(parts[1])}",
+            "device_class": "enum",
+            "options": [SHOWN_STATUS.get(o, o) for o in options],
+            "value_template": STATUS_TEMPLATE,
+        }
+        if parts[1] == "0":  # the station itself: a diagnostic beside its connectors
+            fields["entity_category"] = "diagnostic"
+        return "sensor", f"status_{parts[1]}", fields
     if parts[:1] == ["ChargingLimit"] and parts[-1] == "W":
-        where = "" if len(parts) == 2 else f" {parts[1]}"
+        where = "" if len(parts) == 2 else _number(parts[1])
         object_id = "limit" if len(parts) == 2 else f"limit_{parts[1]}"
-        fields = {"name": f"Limit in force{where}", "device_class": "power"}
-        return "sensor", object_id, {**fields, "unit_of_measurement": "W"}
+        limit = {"name": f"Limit in force{where}", "device_class": "power"}
+        return (
+            "sensor",
+            object_id,
+            {**limit, "state_class": "measurement", "unit_of_measurement": "W"},
+        )
     if len(parts) >= 4 and parts[0] == "MeterValues":
         meter = _METERS.get((parts[2], parts[-1]))
         if meter is None:
@@ -172,7 +220,7 @@ def entity_for_key(key: str) -> tuple[str, str, dict[str, Any]] | None:
         device_class, state_class, unit = meter
         extra = parts[3:-1]  # phase and/or location
         object_id = "_".join([parts[2].split(".")[0].lower(), parts[1], *extra]).replace("-", "_")
-        label = " ".join([parts[2].split(".")[0], parts[1], *extra])
+        label = " ".join([parts[2].split(".")[0], *([parts[1]] if parts[1] != "1" else []), *extra])
         return (
             "sensor",
             _UNSAFE.sub("_", object_id),
@@ -199,10 +247,10 @@ def sensor_entity(name: str, cp_id: str, key: str, boot: dict[str, Any]) -> Enti
         "device": device(cp_id, boot),
     }
     if component == "binary_sensor":
-        config["value_template"] = "{{ 'ON' if value_json.value else 'OFF' }}"
+        config["value_template"] = BINARY_TEMPLATE
         config["availability_topic"] = f"{name}/status"
     else:
-        config["value_template"] = "{{ value_json.value }}"
+        config.setdefault("value_template", VALUE_TEMPLATE)
         config.update(_availability(name, direct, cp_id))
     return Entity(component, object_id, config)
 
@@ -230,7 +278,7 @@ def control_entity(
     if control.state_key is not None:
         state_key = control.state_key.format(**fill)
         config["state_topic"] = sensor_topic(direct, f"{cp_id}{SEP}{state_key}")
-        config["value_template"] = "{{ value_json.value }}"
+        config["value_template"] = VALUE_TEMPLATE
     for platform_field, value in control.fields.items():
         config[platform_field] = fill.get("max_power") if value is STATION_MAX_POWER else value
     config["device"] = device(cp_id, boot)
@@ -305,7 +353,7 @@ def group_entities(name: str, group: str, max_w: float) -> list[Entity]:
                 "unique_id": f"ocpp_group_{group}_group_limit",
                 "command_topic": sensor_topic(direct, f"{group_id}{SEP}{LIMIT_ACTUATOR}") + "/set",
                 "state_topic": limit_state,
-                "value_template": "{{ value_json.value }}",
+                "value_template": VALUE_TEMPLATE,
                 "min": 0,
                 "max": max_w,
                 "step": 1,
@@ -327,7 +375,7 @@ def group_entities(name: str, group: str, max_w: float) -> list[Entity]:
                     "name": label,
                     "unique_id": f"ocpp_group_{group}_{object_id}",
                     "state_topic": sensor_topic(direct, f"{group_id}{SEP}{part}{SEP}W"),
-                    "value_template": "{{ value_json.value }}",
+                    "value_template": VALUE_TEMPLATE,
                     "device_class": "power",
                     "state_class": "measurement",
                     "unit_of_measurement": "W",

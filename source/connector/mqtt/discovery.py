@@ -36,6 +36,8 @@ DEVICE_FIELDS = (
 
 
 class Discovery(Face):
+    forget_first = True  # the entities go before their state topics empty
+
     def __init__(
         self, hub: MqttHub, prefix: str, offered: tuple[str, ...], groups: Groups = NO_GROUPS
     ) -> None:
@@ -57,12 +59,12 @@ class Discovery(Face):
         self._max_power: dict[str, float] = {}
 
     def datapoints(self, points: list[Datapoint], new_keys: list[str]) -> None:
-        new = set(new_keys)
         for key in new_keys:
             self.new_key(key)
+        # A BootNotification (new keys or not) may complete or change the device
+        # of configurations published before it: they are published again.
         for key, _, _ in points:
-            if key not in new:
-                self.value_changed(key)
+            self.value_changed(key)
 
     def _boot(self, cp_id: str) -> dict[str, Any]:
         return {f: self._value(f"{cp_id}{SEP}BootNotification{SEP}{f}") for f in DEVICE_FIELDS}

@@ -19,6 +19,10 @@ from connector.core.datapoints import Datapoint
 class Face:
     """The interface, and the null face: every method does nothing."""
 
+    # Its `forget` goes before the other faces' (Home Assistant's configurations
+    # before the state topics their entities read).
+    forget_first = False
+
     def subscriptions(self) -> list[tuple[str, bool]]:
         """(topic filter, no_local) to subscribe to after each (re)connect.
         no_local: on MQTT 5 the broker keeps our own publishes there from us."""

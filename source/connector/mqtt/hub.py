@@ -16,7 +16,11 @@ import asyncio
 import logging
 import math
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from paho.mqtt.client import topic_matches_sub
 
 from connector.core.datapoints import Datapoint, Scalar, shown
 from connector.core.key_budget import KeyBudget, example
@@ -24,6 +28,14 @@ from connector.mqtt.face import Face
 from connector.mqtt.mqtt_link import MqttLink, MqttOptions
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Collector:
+    filters: list[str]
+    found: set[str]
+    marker: bytes
+    done: asyncio.Future[None]
 
 
 class MqttHub:
@@ -48,6 +60,10 @@ class MqttHub:
         # at thousands of stations a second entry per key was 2 KB a station.
         self._sensors: dict[str, tuple[Scalar, int]] = {}
         self._budget = budget or KeyBudget(5000)
+        # Sensor keys offered before their first value (offer_sensors).
+        self._offered: set[str] = set()
+        # Retained topics being gathered from the broker (retained_topics).
+        self._collectors: list[_Collector] = []
         # Every actuator key offered -> its example.
         self.actuators: dict[str, Scalar] = {}
         # Each set when keys (sensor or actuator) appeared, and after each
@@ -105,7 +121,14 @@ class MqttHub:
         if topic == self._sync_topic:
             if payload == str(self._sync_sent).encode():
                 self.ready.set()
+            for collector in self._collectors:
+                if payload == collector.marker and not collector.done.done():
+                    collector.done.set_result(None)
             return
+        if self._collectors and retained:
+            for collector in self._collectors:
+                if any(topic_matches_sub(f, topic) for f in collector.filters):
+                    (collector.found.add if payload else collector.found.discard)(topic)
         for face in self._faces:
             try:
                 if face.message(topic, payload, retained):
@@ -123,6 +146,7 @@ class MqttHub:
         Assistant) refuse a whole document for one Infinity. A key a station's
         budget has no room for is dropped (key_budget.py)."""
         sensors = self._sensors
+        offered = self._offered
         # The batch as it is, unless something is left out (nearly never).
         accepted: list[Datapoint] | None = None
         new_keys: list[str] = []
@@ -138,6 +162,10 @@ class MqttHub:
                 keep = self._budget.admit(key)
                 if keep:
                     new_keys.append(key)
+            elif key in offered:
+                # Offered with a null example (offer_sensors): new to the faces.
+                offered.discard(key)
+                new_keys.append(key)
             if not keep:
                 if accepted is None:
                     accepted = list(datapoints[:index])
@@ -170,16 +198,90 @@ class MqttHub:
         prefix = cp_id + "__"
         return [key for key in self._sensors if key.startswith(prefix)]
 
+    def offer_sensors(self, keys: list[str]) -> None:
+        """Sensor keys a command's answer will make: in available_datapoints
+        with a null example from the start, so that BEMCom can map them before
+        the first command. Nothing is published for them until a value comes."""
+        added = False
+        for key in keys:
+            if key not in self._sensors and self._budget.admit(key):
+                self._sensors[key] = (None, 0)
+                self._offered.add(key)
+                added = True
+        if added:
+            self._keys_changed()
+
     def offer_actuators(self, keys: list[str], value: Scalar) -> None:
         for key in keys:
             if key not in self.actuators:
                 self.actuators[key] = value
                 self._keys_changed()
 
-    def forget_station(self, cp_id: str) -> int:
-        """execute_forget_station: every face removes what it keeps for the station."""
+    async def retained_topics(self, filters: Sequence[str], timeout: float = 5.0) -> set[str]:
+        """The topics under `filters` on which the broker keeps a retained
+        message now, whatever this connector saw since its start."""
+        collector = _Collector(
+            list(filters),
+            set(),
+            uuid.uuid4().hex.encode(),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._collectors.append(collector)
+        try:
+            self.link.subscribe(collector.filters)
+            # The broker handles our packets in order: when this comes back,
+            # every retained message of the subscription is in.
+            self.link.publish(self._sync_topic, collector.marker, qos=1)
+            await asyncio.wait_for(collector.done, timeout)
+        except TimeoutError:
+            log.warning("the broker did not hand over its retained messages within %g s", timeout)
+        finally:
+            self._collectors.remove(collector)
+            self.link.unsubscribe(collector.filters)
+        return collector.found
+
+    async def forget_station(
+        self,
+        cp_id: str,
+        first: Sequence[str] = (),
+        then: Sequence[str] = (),
+        settle: float = 1.0,
+    ) -> int:
+        """execute_forget_station: every face removes what it keeps for the
+        station, and what the broker keeps under `first` and `then` is removed
+        too, whatever this connector saw since its start. `first` (Home
+        Assistant's configurations) goes `settle` s before the rest, so that
+        Home Assistant drops the entities before their state topics empty."""
         keys = self.keys_of(cp_id)
-        return sum(face.forget(cp_id, keys) for face in self._faces)
+        found = await self.retained_topics([*first, *then]) if first or then else set()
+        early = {t for t in found if any(topic_matches_sub(f, t) for f in first)}
+        removed = 0
+        for face in self._faces:
+            if face.forget_first:
+                removed += face.forget(cp_id, keys)
+        for topic in early:
+            self.link.publish(topic, b"", qos=1, retain=True)
+        if removed or early:
+            await asyncio.sleep(settle)
+        for face in self._faces:
+            if not face.forget_first:
+                removed += face.forget(cp_id, keys)
+        for topic in found - early:
+            self.link.publish(topic, b"", qos=1, retain=True)
+        return removed + len(found)
+
+    def announce_again(self, cp_id: str) -> None:
+        """A station that was forgotten but is connected: its keys are new
+        again to every face (discovery configurations, direct topics)."""
+        prefix = cp_id + "__"
+        points = [
+            Datapoint(key, value, timestamp)
+            for key, (value, timestamp) in self._sensors.items()
+            if key.startswith(prefix) and timestamp
+        ]
+        keys = [point.key for point in points]
+        for face in self._receivers:
+            face.datapoints(points, keys)
 
     # ---- the faces' own work ---------------------------------------------
 

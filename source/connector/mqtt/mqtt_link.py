@@ -280,6 +280,19 @@ class MqttLink:
     def options(self) -> MqttOptions:
         return self._options
 
+    def stats(self) -> dict[str, Any]:
+        """For metrics (README "Operations"): publishes handed over so far,
+        those dropped, those waiting for the broker, those not acknowledged."""
+        with self._lock:
+            backlog = len(self._backlog) + len(self._backlog2)
+        return {
+            "connected": self.connected.is_set(),
+            "publishes": self._sequence,
+            "dropped": self.dropped,
+            "backlog": backlog,
+            "unacked": self.unacked,
+        }
+
     def _make_client(self) -> _BufferedClient:
         client = _BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,

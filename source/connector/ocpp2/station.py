@@ -53,6 +53,8 @@ SMART_CHARGING_ENABLED = "SmartChargingCtrlr.Enabled"
 RATE_UNIT = "SmartChargingCtrlr.RateUnit"
 PROFILE_STACK_LEVEL = "SmartChargingCtrlr.ProfileStackLevel"
 LEARNED_VARIABLES = (SMART_CHARGING_ENABLED, RATE_UNIT, PROFILE_STACK_LEVEL)
+# EVSEs whose power is asked for at most (a station chooses their numbers).
+MAX_EVSES_ASKED = 8
 # Asked for only where site budgets may switch phases (README "Sharing a supply").
 PHASES_3TO1 = "SmartChargingCtrlr.Phases3to1"
 # OCPP_METER_VALUES_SAMPLED_DATA and OCPP_METER_VALUE_SAMPLE_INTERVAL on 2.x.
@@ -196,6 +198,13 @@ class StationV201(Station):
         request = rv2.get_variables([rv2.parse_variable_path(name) for name in names])
         _, answer = await self.command("GetVariables", request)
         self.take_variables(answer.get("getVariableResult") or [])
+        # Each EVSE's power, on its own (a station may cap the items per
+        # message): Home Assistant's charging limit number takes it as its maximum.
+        evses = sorted(n for n in self.connectors if 0 < n)[:MAX_EVSES_ASKED] or [1]
+        paths = [rv2.parse_variable_path(f"EVSE@{n}.Power") for n in evses]
+        status, answer = await self.command("GetVariables", rv2.get_variables(paths))
+        if status == "Accepted":
+            self.take_variables(answer.get("getVariableResult") or [])
 
     def sampling_setting(self, setting: str, value: str) -> str:
         return f"{SAMPLING_VARIABLES[setting]}={value}"

@@ -18,10 +18,13 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 from connector.mqtt.embedded_broker import EmbeddedBroker
+from connector.operations.http_server import HttpServer
+from connector.operations.workers_view import WorkersView
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,12 @@ RESTART_DELAY = 1.0
 STOP_TIMEOUT = 15.0
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Workers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,6 +47,7 @@ class Workers:
         self._stop = asyncio.Event()
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._env = dict(os.environ)
+        self._http_ports: dict[int, int] = {}
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -62,6 +72,20 @@ class Workers:
             self.first + count - 1,
             self.settings.ocpp_port,
         )
+        # One HTTP server, this one, for all: each worker serves on a port of its own on
+        # 127.0.0.1, which the view asks (README "Operations").
+        http: HttpServer | None = None
+        if self.settings.http_port:
+            self._http_ports = {self.first + i: _free_port() for i in range(count)}
+            settings = self.settings
+            http = HttpServer(
+                settings.http_host,
+                settings.http_port,
+                settings.http_basic_auth,
+                WorkersView(self._http_ports),
+            )
+            if not await http.start():
+                http = None
         keepers = [asyncio.create_task(self._keep(self.first + i)) for i in range(count)]
         await self._stop.wait()
         # One after the other, the lowest instance last: the last one standing
@@ -73,12 +97,18 @@ class Workers:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
         await asyncio.gather(*keepers, return_exceptions=True)
+        if http is not None:
+            await http.stop()
         if broker is not None:
             await broker.stop()
 
     async def _keep(self, instance: int) -> None:
         """Run one worker; start it again when it dies, until we stop."""
         env = {**self._env, "CONNECTOR_INSTANCE": str(instance), "OCPP_WORKERS": "1"}
+        port = self._http_ports.get(instance)
+        env["HTTP_PORT"] = str(port) if port is not None else "0"
+        env["HTTP_HOST"] = "127.0.0.1"
+        env["HTTP_BASIC_AUTH"] = ""  # loopback only; the supervisor's server asks (not .env)
         while not self._stop.is_set():
             process = await asyncio.create_subprocess_exec(sys.executable, str(MAIN), env=env)
             self._processes[instance] = process

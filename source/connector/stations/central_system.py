@@ -292,6 +292,10 @@ class CentralSystem:
             "OCPP server listening on %s://%s:%d/<charge point id>", scheme, self.host, self.port
         )
 
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
     async def stop(self, timeout: float = 1.0) -> None:
         """Stop listening and close what is left with 1001; after `timeout` s,
         drop the TCP connections that did not finish their closing handshake."""

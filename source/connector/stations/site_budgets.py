@@ -41,6 +41,7 @@ from connector.core.allocation import Charging, allocate, phases_used
 from connector.core.commands import InvalidCommand, parse_power_limit
 from connector.core.groups import LIMIT_ACTUATOR, Connector, Groups, group_key
 from connector.core.underuse import Underuse
+from connector.operations.status import Group
 from connector.settings import Settings
 from connector.stations.charging_control import ChargingControl, Shared
 from connector.stations.station import Station, now_ms
@@ -791,6 +792,34 @@ class SiteBudgets(Shared):
                 key = group_key(name, "Allocation", cp_id, str(connector_id), "W")
                 points.append(dp.Datapoint(key, dp.tidy_number(share), now))
         self._publish(points)
+
+    def overview(self) -> list[Group]:
+        """Each group's limit, what is allocated and measured in its tree, and
+        its own members' shares (the status page and metrics)."""
+        direct: dict[str, list[tuple[str, int, float]]] = {}
+        for (cp_id, number), watts in self.allocation.items():
+            group = self.groups.group_of(cp_id, number)
+            if group is not None:
+                direct.setdefault(group, []).append((cp_id, number, watts))
+        measured: dict[str, float] = {}
+        for (cp_id, number), group in self.groups.named.items():
+            measured[group] = measured.get(group, 0.0) + self._measured(cp_id, number)
+        overview = []
+        for name in self.groups.by_name:
+            tree = self._subtree_of(name)
+            overview.append(
+                Group(
+                    name,
+                    self.limits.get(name),
+                    dp.tidy_number(sum(w for g in tree for *_, w in direct.get(g, []))),
+                    dp.tidy_number(sum(measured.get(g, 0.0) for g in tree)),
+                    [
+                        {"cp": cp_id, "connector": number, "w": dp.tidy_number(watts)}
+                        for cp_id, number, watts in sorted(direct.get(name, []))
+                    ],
+                )
+            )
+        return overview
 
     def _subtree_of(self, name: str) -> list[str]:
         return [g for g in self.groups.by_name if name in self.groups.enclosing(g)]

@@ -107,9 +107,10 @@ def now_ms() -> int:
 class CallFailed(Exception):
     """An outbound call did not get a CALLRESULT; `status` says how it ended."""
 
-    def __init__(self, status: str, detail: str) -> None:
+    def __init__(self, status: str, detail: str, seconds: float | None = None) -> None:
         super().__init__(detail)
         self.status = status
+        self.seconds = seconds  # the round trip, when an answer came
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,21 @@ class StationHooks:
     # A session runs on a connector (True) or ended there (False): site budgets.
     on_session: Callable[[Station, int, bool], None] | None = None
     energy_monotonic: bool = True
+    # OCPP_MAX_CLOCK_SKEW: a sample time further ahead than this, or older than
+    # the station's boot by more, is replaced by the time of receipt.
+    max_clock_skew: float = 300.0
     # OCPP_ID_TAGS: when set, other tags are answered Invalid.
     id_tags: frozenset[str] | None = None
     # OCPP_MAX_FRAMES_PER_SECOND: beyond it, the station is read more slowly.
     max_frames_per_second: float = 200.0
     # Set while MQTT can take more; a station's next frame waits for it.
     mqtt_flowing: asyncio.Event | None = None
+    # Metrics (README "Operations"): a call of the station's was answered
+    # (action, whether with a CALLRESULT); a frame was no message at all; a
+    # call of ours ended (action, status, seconds when it was answered).
+    on_answered: Callable[[Station, str, bool], None] | None = None
+    on_refused: Callable[[Station], None] | None = None
+    on_called: Callable[[Station, str, str, float | None], None] | None = None
 
 
 class Flag:
@@ -246,6 +256,10 @@ class Station:
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._answered_in: float | None = None  # the last call's round trip (metrics)
+        # When its BootNotification was accepted (ms); 0: not on this connection.
+        self.booted_at = 0
+        self._clock_warned = False
         # The token bucket of OCPP_MAX_FRAMES_PER_SECOND.
         self._tokens = hooks.max_frames_per_second * BURST_SECONDS
         self._tokens_at = 0.0
@@ -326,6 +340,8 @@ class Station:
             self.hooks.on_raw_frame(self.id, redact_frame(text))
         message = parse_frame(raw, self.version)
         if isinstance(message, FrameError):
+            if self.hooks.on_refused is not None:
+                self.hooks.on_refused(self)
             log.warning("%s: refused a frame: %s", self.id, message.description)
             if message.unique_id is not None:
                 await self._send(
@@ -406,8 +422,15 @@ class Station:
             return
         response, after = await self.local_answer(call)
         await self._send(response)
+        self.answered(call.action, response.startswith("[3,"))
         if after is not None:
             self.spawn(after)
+
+    def answered(self, action: str, ok: bool) -> None:
+        """A call of the station's got its answer (ok: a CALLRESULT): metrics."""
+        hook = self.hooks.on_answered
+        if hook is not None:
+            hook(self, action if action in self.known_actions else "other", ok)
 
     async def local_answer(self, call: Call, backend: dict[str, Any] | None = None) -> LocalAnswer:
         """This connector's answer to a call; `backend`: the answer of the
@@ -535,6 +558,19 @@ class Station:
         unique_id = str(uuid.uuid4())
         request = Call(unique_id, action, payload)
         await schema_validation.validate(request, self.version)
+        try:
+            answer_payload = await self._call(unique_id, action, payload)
+        except CallFailed as failure:
+            if self.hooks.on_called is not None:
+                self.hooks.on_called(self, action, failure.status, failure.seconds)
+            raise
+        if self.hooks.on_called is not None:
+            seconds = self._answered_in
+            self.hooks.on_called(self, action, self.answer_status(action, answer_payload), seconds)
+        return answer_payload
+
+    async def _call(self, unique_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
         async with self._call_lock:
             future: asyncio.Future[CallResult | CallError] = (
                 asyncio.get_running_loop().create_future()
@@ -542,7 +578,9 @@ class Station:
             self._pending[unique_id] = future
             try:
                 await self._connection.send(call_json(unique_id, action, payload))
+                sent_at = loop.time()
                 answer = await asyncio.wait_for(future, self._response_timeout)
+                self._answered_in = loop.time() - sent_at
             except TimeoutError:
                 raise CallFailed(TIMEOUT, f"no answer within {self._response_timeout} s") from None
             except ConnectionClosed:
@@ -550,7 +588,9 @@ class Station:
             finally:
                 del self._pending[unique_id]
         if isinstance(answer, CallError):
-            raise CallFailed(f"CallError:{answer.error_code}", answer.error_description)
+            raise CallFailed(
+                f"CallError:{answer.error_code}", answer.error_description, self._answered_in
+            )
         answer.action = action
         # ocpp 2.1.0's validation swaps the payload of some answers
         # (GetCompositeSchedule) for a copy with decimal.Decimal numbers, which
@@ -559,7 +599,8 @@ class Station:
         try:
             await schema_validation.validate(answer, self.version)
         except OCPPError as error:
-            raise CallFailed("InvalidResponse", str(error.details.get("cause", ""))) from None
+            cause = str(error.details.get("cause", ""))
+            raise CallFailed("InvalidResponse", cause, self._answered_in) from None
         return payload
 
     async def command(self, action: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -629,6 +670,7 @@ class Station:
         # A reboot may reset the energy register; its next value is accepted.
         # (Charging control hears of the boot too: every limit is sent again.)
         self.energy_guard.reset()
+        self.booted_at = now_ms()
         self.boot_refused = False
         self.booted.set()
         if self.hooks.on_boot is not None:
@@ -669,4 +711,26 @@ class Station:
             )
         if self._falling:
             self._falling.difference_update(p.key for p in kept)
-        self.hooks.publish(kept)
+        self.hooks.publish(self._trusted_times(kept))
+
+    def _trusted_times(self, points: list[dp.Datapoint]) -> list[dp.Datapoint]:
+        """A sample time from a clock that is far off (ahead by more than
+        OCPP_MAX_CLOCK_SKEW, or before the station's boot by more) becomes the
+        time of receipt: BEMCom's latest value never jumps ahead or back."""
+        now = now_ms()
+        skew = int(self.hooks.max_clock_skew * 1000)
+        latest = now + skew
+        earliest = self.booted_at - skew if self.booted_at else 0
+        if all(earliest <= p.timestamp <= latest for p in points):
+            return points
+        if not self._clock_warned:
+            self._clock_warned = True
+            log.warning(
+                "%s: its clock is off (a sample time more than OCPP_MAX_CLOCK_SKEW=%g s ahead, "
+                "or before its boot); its values carry the time of receipt instead",
+                self.id,
+                self.hooks.max_clock_skew,
+            )
+        return [
+            p if earliest <= p.timestamp <= latest else p._replace(timestamp=now) for p in points
+        ]

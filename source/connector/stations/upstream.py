@@ -398,6 +398,7 @@ class Upstream:
         self.stats.answered_locally += 1
         await station.send_text(response)
         ok = response.startswith("[3,")
+        station.answered(call.action, ok)
         if after is not None:
             station.spawn(after)
         if delivered or not ok:
@@ -442,6 +443,7 @@ class Upstream:
                 after = None
                 station.boot_refused = True
             await station.send_text(text)
+            station.answered(call.action, True)
             if after is not None:
                 station.spawn(after)
             if self.backlog.ids and station.ends_transaction(pending.text):
@@ -451,6 +453,7 @@ class Upstream:
             return
         # A CALLERROR: the station hears it; a call the backend decides never happened.
         await station.send_text(text)
+        station.answered(call.action, False)
         if pending.local is not None and pending.local[1] is not None:
             if call.action == BOOT:
                 pending.local[1].close()

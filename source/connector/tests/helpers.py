@@ -208,6 +208,7 @@ def connector_settings(name: str, broker_port: int, **overrides: Any) -> Setting
         heartbeat_interval=30,
         ocpp_response_timeout=5,
         ocpp_boot_wait=0.5,
+        http_port=0,  # off: a test that wants it gives a free port
     )
     return replace(base, **overrides)
 

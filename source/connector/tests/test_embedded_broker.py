@@ -96,6 +96,7 @@ def test_connector_runs_on_the_embedded_broker_and_stops_cleanly_on_sigterm() ->
     mqtt_port, ocpp_port = free_port(), free_port()
     env = {
         **os.environ,
+        "HTTP_PORT": "0",
         "MQTT_BROKER_HOST": "",
         "MQTT_BROKER_PORT": str(mqtt_port),
         "OCPP_PORT": str(ocpp_port),

@@ -61,8 +61,8 @@ def test_an_id_spelling_another_ids_hashed_form_is_hashed_too() -> None:
     [
         ("CP__connected", ("binary_sensor", "connected", "connectivity", None, None)),
         ("CP__upstream", ("binary_sensor", "upstream", "connectivity", None, None)),
-        ("CP__StatusNotification__1__status", ("sensor", "status_1", None, None, None)),
-        ("CP__StatusNotification__2__connectorStatus", ("sensor", "status_2", None, None, None)),
+        ("CP__StatusNotification__1__status", ("sensor", "status_1", "enum", None, None)),
+        ("CP__StatusNotification__2__connectorStatus", ("sensor", "status_2", "enum", None, None)),
         (
             "CP__MeterValues__1__Energy.Active.Import.Register__Wh",
             ("sensor", "energy_1", "energy", "total_increasing", "Wh"),
@@ -83,7 +83,7 @@ def test_an_id_spelling_another_ids_hashed_form_is_hashed_too() -> None:
             "CP__MeterValues__1__SoC__EV__Percent",
             ("sensor", "soc_1_EV", "battery", "measurement", "%"),
         ),
-        ("CP__ChargingLimit__W", ("sensor", "limit", "power", None, "W")),
+        ("CP__ChargingLimit__W", ("sensor", "limit", "power", "measurement", "W")),
         ("CP__MeterValues__1__Temperature__Celsius", None),
         ("CP__BootNotification__chargePointModel", None),
         ("CP__StatusNotification__1__errorCode", None),
@@ -124,7 +124,10 @@ def test_configs_read_direct_topics_and_need_both_availabilities() -> None:
     assert ha.config_topic("homeassistant", "CP", entity) == (
         "homeassistant/sensor/ocpp_CP/power_1/config"
     )
-    limit, button = ha.control_entities("n", "CP", boot, None, controls(DEFAULT_CONTROLS))
+    limit, remove, button = ha.control_entities("n", "CP", boot, None, controls(DEFAULT_CONTROLS))
+    # No limit at all is a null; 0 would pause charging.
+    assert remove.component == "button" and remove.config["payload_press"] == "null"
+    assert remove.config["command_topic"] == limit.config["command_topic"]
     assert limit.component == "number" and limit.config["max"] == 22000
     assert limit.config["command_topic"] == "n/direct/CP/execute_send_charging_profile/set"
     assert (limit.config["min"], limit.config["step"], limit.config["unit_of_measurement"]) == (
@@ -260,9 +263,11 @@ async def test_discovery_end_to_end(mosquitto: Mosquitto, name: str) -> None:
                     )
                 )
                 assert device % ("switch", "available_1") not in found  # not offered
-                # Forget removes the configurations.
+                # Forget removes the configurations; the station, still
+                # connected, is announced again.
                 probe.publish(f"{name}/direct/CP_1/execute_forget_station/set", b"1")
-                await eventually(lambda: all(p[-1] == b"" for p in configs(probe, prefix).values()))
+                await eventually(lambda: all(b"" in p for p in configs(probe, prefix).values()))
+                await eventually(lambda: all(p[-1] != b"" for p in configs(probe, prefix).values()))
     finally:
         probe.close()
 
@@ -273,6 +278,7 @@ def test_availability_goes_offline_when_the_connector_is_killed(
 ) -> None:
     env = {
         **os.environ,
+        "HTTP_PORT": "0",
         "CONNECTOR_NAME": name,
         "MQTT_BROKER_HOST": "127.0.0.1",
         "MQTT_BROKER_PORT": str(mosquitto.port),

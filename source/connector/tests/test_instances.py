@@ -21,7 +21,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -67,6 +69,7 @@ class Site:
             "OCPP_RESPONSE_TIMEOUT": "5",
             # Every station comes from HAProxy's address (README, Several instances).
             "OCPP_HANDSHAKE_SHARE_PER_ADDRESS": "100",
+            "HTTP_PORT": "0",  # several on one machine: each would want 8080
             **self.extra,
         }
 
@@ -392,7 +395,7 @@ async def test_workers_share_the_port_restart_and_stop_gracefully(
 ) -> None:
     """OCPP_WORKERS=2: two instances on one port; a killed worker is started
     again; SIGTERM stops them all, the last one says offline, exit code 0."""
-    port = free_port()
+    port, http_port = free_port(), free_port()
     env = {
         **os.environ,
         "CONNECTOR_NAME": name,
@@ -402,6 +405,8 @@ async def test_workers_share_the_port_restart_and_stop_gracefully(
         "OCPP_PORT": str(port),
         "OCPP_WORKERS": "2",
         "OCPP_BOOT_WAIT": "1",
+        "HTTP_PORT": str(http_port),
+        "HTTP_HOST": "127.0.0.1",
     }
     supervisor = start_main(env, f"{tempfile.gettempdir()}/{name}-workers.log")
     try:
@@ -415,6 +420,8 @@ async def test_workers_share_the_port_restart_and_stop_gracefully(
                 await asyncio.wait_for(station.connected.wait(), 20)
             owners = await holders(probe, name, ids)
             assert set(owners.values()) <= {0, 1}
+            # One HTTP server shows both workers (README "Operations").
+            await every_worker_shown(http_port, ids)
             # A worker killed is started again, as the same instance.
             pid = worker_pid(supervisor.pid, 1)
             os.kill(pid, signal.SIGKILL)
@@ -437,6 +444,30 @@ async def test_workers_share_the_port_restart_and_stop_gracefully(
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
+
+
+async def every_worker_shown(port: int, ids: list[str]) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                if response.status == 200:
+                    break
+            await asyncio.sleep(0.2)
+        assert response.status == 200
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+        connected = {
+            sample.labels["worker"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "ocpp_stations_connected"
+            for sample in family.samples
+            if sample.labels["version"] == "1.6"
+        }
+        assert set(connected) == {"0", "1"} and sum(connected.values()) == len(ids)
+        async with session.get(f"http://127.0.0.1:{port}/status.json?size=5") as response:
+            stations = (await response.json())["stations"]
+        assert stations["connected"] == len(ids) and stations["pages"] == 2
+        assert [item["id"] for item in stations["items"]] == sorted(ids)[:5]
 
 
 def start_main(env: dict[str, str], log_file: str) -> subprocess.Popen[bytes]:

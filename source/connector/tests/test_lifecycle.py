@@ -55,6 +55,7 @@ def test_shutdown_closes_stations_reports_them_and_exits_0(
     ocpp_port = free_port()
     env = {
         **os.environ,
+        "HTTP_PORT": "0",
         "CONNECTOR_NAME": name,
         "MQTT_BROKER_HOST": "127.0.0.1",
         "MQTT_BROKER_PORT": str(mosquitto.port),

@@ -238,6 +238,7 @@ def test_sigterm_ends_the_connector_while_a_station_floods(mosquitto: Mosquitto,
     port = free_port()
     env = {
         **os.environ,
+        "HTTP_PORT": "0",
         "CONNECTOR_NAME": name,
         "MQTT_BROKER_HOST": "127.0.0.1",
         "MQTT_BROKER_PORT": str(mosquitto.port),
