@@ -17,9 +17,9 @@ RUN python -m pytest -q -m "not broker" -p no:cacheprovider \
 USER 10001
 
 EXPOSE 9000 8080
-# /healthz with what the image has (Python): 200 while the connector serves.
-# With HTTP_PORT changed or 0, set it here too, or turn the check off.
+# /healthz with what the image has (Python): 200 while the connector serves. It reads
+# HTTP_PORT and HTTP_HOST from the container's environment (HTTP_PORT=0: no check).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HTTP_PORT', '8080'), timeout=4)"]
+    CMD ["python", "source/connector/healthcheck.py"]
 # Exec form: SIGTERM reaches the connector itself, which closes stations and exits 0.
 CMD ["python", "source/connector/main.py"]

@@ -76,6 +76,8 @@ READY_TIMEOUT = 5.0
 SHUTDOWN_TIMEOUT = 4.0
 CLOSE_TIMEOUT = 1.0
 CLOSE_GOING_AWAY = 1001
+# The status page's answer is reused for this long (README "Operations").
+STATUS_CACHE_SECONDS = 1.0
 
 
 def boot_record_name(cp_id: str) -> str:
@@ -165,6 +167,7 @@ class Bridge:
         self._upstream_options: UpstreamOptions | None = None
         self._upstream_of: dict[str, Upstream] = {}
         self._forgetting: set[asyncio.Task[None]] = set()
+        self._status_cache: dict[tuple[int, int, str, bool], tuple[float, dict[str, Any]]] = {}
         self.central: CentralSystem | None = None
         self._log_handler: MqttLogHandler | None = None
         self._log_flood = LogFloodGuard()
@@ -583,7 +586,21 @@ class Bridge:
         )
 
     async def status(self, page: int, size: int, search: str, every: bool) -> dict[str, Any]:
-        """The status page's figures (operations/status.py)."""
+        """The status page's figures (operations/status.py), the same for a
+        second: every open page asks every 2 s, and a client that asks in a
+        loop costs the stations' event loop one answer a second."""
+        key = (page, size, search, every)
+        now = asyncio.get_running_loop().time()
+        cached = self._status_cache.get(key)
+        if cached is not None and now - cached[0] < STATUS_CACHE_SECONDS:
+            return cached[1]
+        if len(self._status_cache) > 64:
+            self._status_cache.clear()
+        answer = self._status_now(page, size, search, every)
+        self._status_cache[key] = (now, answer)
+        return answer
+
+    def _status_now(self, page: int, size: int, search: str, every: bool) -> dict[str, Any]:
         latest = self.mqtt.latest if self.mqtt is not None else (lambda key: None)
         # A connected station's connectors as they are now.
         for cp_id, presence in self.presence.items():
@@ -813,7 +830,11 @@ class Bridge:
         )
         then = [escaped[: -len("/x")] + "/#"] if settings.direct_topics else []
         removed = await self.mqtt.forget_station(cp_id, first, then)
-        if self._station(cp_id) is not None:
+        if self._station(cp_id) is None:
+            # Gone from available_datapoints and the status page; all new when it is back.
+            self.mqtt.drop_keys(cp_id)
+            self.presence.pop(cp_id, None)
+        else:
             self.mqtt.announce_again(cp_id)
             log.info(
                 "%s: forgotten: its retained topics (%d: direct topics, discovery) removed; "

@@ -105,9 +105,14 @@ class Entity:
     config: dict[str, Any]
 
 
+# Where a 2.x station says an EVSE's largest power: the maxLimit of EVSE.Power
+# in a report, or its MaxSet attribute (its Actual value is what it draws now).
+EVSE_MAX_POWER = ("__Power__maxLimit", "__Power__MaxSet")
+
+
 def evse_power(key: str, value: Any) -> float | None:
-    """An EVSE's power (2.x device model `EVSE@<n>.Power`, in W), or None."""
-    if not key.endswith("__Power") or "__Variable__EVSE@" not in key:
+    """An EVSE's largest power (2.x device model `EVSE@<n>.Power`, in W), or None."""
+    if not key.endswith(EVSE_MAX_POWER) or "__Variable__EVSE@" not in key:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1e7:
         return None
@@ -122,7 +127,8 @@ def station_object_id(cp_id: str) -> str:
     is what `CP 1` becomes) is hashed too: it could otherwise take over every
     entity of the station whose changed id it spells."""
     safe = _UNSAFE.sub("_", cp_id)
-    if safe != cp_id or _LOOKS_HASHED.search(cp_id):
+    # `group_…` is where site budgets' groups are (group_config_topic).
+    if safe != cp_id or _LOOKS_HASHED.search(cp_id) or cp_id.startswith("group_"):
         safe += "_" + hashlib.sha256(cp_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return safe
 

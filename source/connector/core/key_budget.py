@@ -120,6 +120,11 @@ class KeyBudget:
         self._bytes[cp_id] = used + size
         return True
 
+    def forget(self, cp_id: str) -> None:
+        """The station was forgotten (execute_forget_station): its budget is whole again."""
+        self._counts.pop(cp_id, None)
+        self._bytes.pop(cp_id, None)
+
     def _warn(self, cp_id: str, reason: str, message: str, *args: Any) -> None:
         # Once per station and reason; bounded by the stations ever seen.
         if (cp_id, reason) not in self._warned:

@@ -272,7 +272,8 @@ class MqttHub:
 
     def announce_again(self, cp_id: str) -> None:
         """A station that was forgotten but is connected: its keys are new
-        again to every face (discovery configurations, direct topics)."""
+        again to the faces that forgot it (discovery configurations, direct
+        topics); BEMCom's mapped values were never removed."""
         prefix = cp_id + "__"
         points = [
             Datapoint(key, value, timestamp)
@@ -281,7 +282,20 @@ class MqttHub:
         ]
         keys = [point.key for point in points]
         for face in self._receivers:
-            face.datapoints(points, keys)
+            if type(face).forget is not Face.forget:
+                face.datapoints(points, keys)
+
+    def drop_keys(self, cp_id: str) -> None:
+        """A station forgotten while away: its keys go, so that when it comes
+        back every face hears of them as new (and its key budget is whole)."""
+        prefix = cp_id + "__"
+        for key in [k for k in self._sensors if k.startswith(prefix)]:
+            del self._sensors[key]
+            self._offered.discard(key)
+        for key in [k for k in self.actuators if k.startswith(prefix)]:
+            del self.actuators[key]
+        self._budget.forget(cp_id)
+        self._keys_changed()
 
     # ---- the faces' own work ---------------------------------------------
 

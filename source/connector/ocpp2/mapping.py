@@ -233,6 +233,12 @@ def report_variables(
             ):
                 key = variable_key(cp_id, item["component"], item["variable"])
                 points[key] = Datapoint(key, variable_value(attribute["value"]), now)
+        # The variable's largest value (EVSE.Power's is the EVSE's power: the
+        # Actual one is what it draws now), as `<key>__maxLimit`.
+        characteristics = item.get("variableCharacteristics")
+        if isinstance(characteristics, Mapping) and "maxLimit" in characteristics:
+            key = make_key(variable_key(cp_id, item["component"], item["variable"]), "maxLimit")
+            points[key] = Datapoint(key, variable_value(characteristics["maxLimit"]), now)
     return points
 
 
@@ -254,18 +260,20 @@ def event_variables(
 def get_variables_result(
     cp_id: str, results: Iterable[Mapping[str, Any]], now: int
 ) -> list[Datapoint]:
-    """GetVariables' answer: each accepted value (secrets left out)."""
-    return [
-        Datapoint(
-            variable_key(cp_id, result["component"], result["variable"]),
-            variable_value(result.get("attributeValue")),
-            now,
-        )
-        for result in results
-        if result.get("attributeStatus") == "Accepted"
-        and result.get("attributeType", "Actual") == "Actual"
-        and not is_secret(result["variable"].get("name"))
-    ]
+    """GetVariables' answer: each accepted value (secrets left out); another
+    attribute than Actual under `<key>__<attributeType>` (`…__Power__MaxSet`)."""
+    points = []
+    for result in results:
+        if result.get("attributeStatus") != "Accepted" or is_secret(result["variable"].get("name")):
+            continue
+        key = variable_key(cp_id, result["component"], result["variable"])
+        kind = result.get("attributeType", "Actual")
+        if kind != "Actual":
+            if kind not in ("Target", "MinSet", "MaxSet"):
+                continue
+            key = make_key(key, kind)
+        points.append(Datapoint(key, variable_value(result.get("attributeValue")), now))
+    return points
 
 
 def stream_key(cp_id: str, stream_id: int, field: str) -> str:

@@ -138,5 +138,11 @@ def reset_types(version: Version) -> frozenset[str]:
     return RESET_TYPES[version]
 
 
-def get_variables(paths: list[VariablePath]) -> dict[str, Any]:
-    return {"getVariableData": [{"component": p.component, "variable": p.variable} for p in paths]}
+def get_variables(paths: list[VariablePath], attribute: str | None = None) -> dict[str, Any]:
+    """`attribute`: Actual when None; MaxSet asks for a variable's largest setting."""
+    extra = {"attributeType": attribute} if attribute is not None else {}
+    return {
+        "getVariableData": [
+            {"component": p.component, "variable": p.variable, **extra} for p in paths
+        ]
+    }

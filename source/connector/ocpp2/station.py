@@ -198,11 +198,13 @@ class StationV201(Station):
         request = rv2.get_variables([rv2.parse_variable_path(name) for name in names])
         _, answer = await self.command("GetVariables", request)
         self.take_variables(answer.get("getVariableResult") or [])
-        # Each EVSE's power, on its own (a station may cap the items per
-        # message): Home Assistant's charging limit number takes it as its maximum.
+        # Each EVSE's largest power (EVSE.Power's MaxSet; its Actual is what it
+        # draws now), on its own, as a station may cap the items per message:
+        # Home Assistant's charging limit number takes it as its maximum.
         evses = sorted(n for n in self.connectors if 0 < n)[:MAX_EVSES_ASKED] or [1]
         paths = [rv2.parse_variable_path(f"EVSE@{n}.Power") for n in evses]
-        status, answer = await self.command("GetVariables", rv2.get_variables(paths))
+        request = rv2.get_variables(paths, "MaxSet")
+        status, answer = await self.command("GetVariables", request)
         if status == "Accepted":
             self.take_variables(answer.get("getVariableResult") or [])
 

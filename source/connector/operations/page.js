@@ -96,7 +96,11 @@ function render(data) {
   }));
 }
 
+let asking = false;
+
 async function refresh() {
+  if (asking) return; // one request at a time: a slow answer is not overtaken
+  asking = true;
   const query = new URLSearchParams({ page: String(page), q: search });
   try {
     const response = await fetch("status.json?" + query, { cache: "no-store" });
@@ -104,6 +108,8 @@ async function refresh() {
     else document.getElementById("summary").textContent = `error ${response.status}`;
   } catch (error) {
     document.getElementById("summary").textContent = "the connector does not answer";
+  } finally {
+    asking = false;
   }
 }
 

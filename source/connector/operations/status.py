@@ -143,7 +143,7 @@ def every(presence: dict[str, Presence], latest: Latest, search: str) -> dict[st
     }
 
 
-def merge(parts: list[dict[str, Any]], number: int, size: int) -> dict[str, Any]:
+def merge(parts: list[dict[str, Any]], number: int, size: int, search: str = "") -> dict[str, Any]:
     """The workers' `every`, as one page. A station seen by several workers
     (it moved) is shown as the one that holds it now, else the latest seen."""
     best: dict[str, dict[str, Any]] = {}
@@ -158,7 +158,9 @@ def merge(parts: list[dict[str, Any]], number: int, size: int) -> dict[str, Any]
     ids = sorted(best)
     chosen, paging = paged(ids, number, size)
     return {
-        "total": sum(part["total"] for part in parts),
+        # A station that moved is in two workers' totals; without a search
+        # the merged list is all of them, exactly.
+        "total": len(best) if not search else sum(part["total"] for part in parts),
         "matching": len(ids),
         "connected": sum(1 for item in best.values() if item["connected"]),
         **paging,

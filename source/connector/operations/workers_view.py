@@ -103,7 +103,7 @@ class WorkersView:
             # leader's have its allocations.
             if not groups or any(g["allocations"] for g in data["groups"]):
                 groups = data["groups"] if data["groups"] else groups
-        stations = page_status.merge(parts, page, 100_000 if every else size)
+        stations = page_status.merge(parts, page, 100_000 if every else size, search)
         return {
             "connector": {**connector, "instance": None, "workers": len(self.ports)},
             "stations": stations,

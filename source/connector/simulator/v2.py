@@ -334,6 +334,13 @@ class SimulatedStationV2(CallSwitches, ChargePoint201):
     def _variable_result(self, data: dict[str, Any]) -> dict[str, Any]:
         entry = self.variables.get(_path(data["component"], data["variable"]))
         result: dict[str, Any] = {"component": data["component"], "variable": data["variable"]}
+        if "attributeType" in data:
+            result["attributeType"] = data["attributeType"]
+        if (data["component"], data["variable"]) == (
+            {"name": "EVSE", "evse": {"id": 1}},
+            {"name": "Power"},
+        ) and data.get("attributeType") == "MaxSet":
+            entry = (str(self.options.max_power_w), True)
         if entry is None:
             result["attributeStatus"] = "UnknownVariable"
         else:
@@ -391,7 +398,12 @@ class SimulatedStationV2(CallSwitches, ChargePoint201):
             {
                 "component": {"name": "EVSE", "evse": {"id": 1}},
                 "variable": {"name": "Power"},
-                "variableAttribute": [{"value": str(self.options.max_power_w)}],
+                "variableAttribute": [{"value": "0"}],  # what it draws now
+                "variableCharacteristics": {
+                    "dataType": "decimal",
+                    "maxLimit": self.options.max_power_w,
+                    "supportsMonitoring": False,
+                },
             }
         )
         half = len(items) // 2

@@ -259,7 +259,7 @@ class Station:
         self._answered_in: float | None = None  # the last call's round trip (metrics)
         # When its BootNotification was accepted (ms); 0: not on this connection.
         self.booted_at = 0
-        self._clock_warned = False
+        self._clock_off = False
         # The token bucket of OCPP_MAX_FRAMES_PER_SECOND.
         self._tokens = hooks.max_frames_per_second * BURST_SECONDS
         self._tokens_at = 0.0
@@ -671,6 +671,7 @@ class Station:
         # (Charging control hears of the boot too: every limit is sent again.)
         self.energy_guard.reset()
         self.booted_at = now_ms()
+        self._clock_off = False  # BootNotification's answer sets its clock
         self.boot_refused = False
         self.booted.set()
         if self.hooks.on_boot is not None:
@@ -718,19 +719,19 @@ class Station:
         OCPP_MAX_CLOCK_SKEW, or before the station's boot by more) becomes the
         time of receipt: BEMCom's latest value never jumps ahead or back."""
         now = now_ms()
-        skew = int(self.hooks.max_clock_skew * 1000)
-        latest = now + skew
-        earliest = self.booted_at - skew if self.booted_at else 0
-        if all(earliest <= p.timestamp <= latest for p in points):
-            return points
-        if not self._clock_warned:
-            self._clock_warned = True
+        if not self._clock_off:
+            skew = int(self.hooks.max_clock_skew * 1000)
+            earliest = self.booted_at - skew if self.booted_at else 0
+            if all(earliest <= p.timestamp <= now + skew for p in points):
+                return points
+            # Once off, always off on this connection: a clock found wrong is not
+            # trusted again when its times fall back into range (a slow clock
+            # would make BEMCom's latest value jump back).
+            self._clock_off = True
             log.warning(
                 "%s: its clock is off (a sample time more than OCPP_MAX_CLOCK_SKEW=%g s ahead, "
-                "or before its boot); its values carry the time of receipt instead",
+                "or before its boot); its values carry the time of receipt from now on",
                 self.id,
                 self.hooks.max_clock_skew,
             )
-        return [
-            p if earliest <= p.timestamp <= latest else p._replace(timestamp=now) for p in points
-        ]
+        return [p._replace(timestamp=now) for p in points]

@@ -278,7 +278,7 @@ def test_events_keep_their_own_times_in_order() -> None:
     ]
 
 
-def test_get_variables_result_publishes_accepted_actual_values() -> None:
+def test_get_variables_result_publishes_accepted_values() -> None:
     results = [
         {
             "attributeStatus": "Accepted",
@@ -299,7 +299,11 @@ def test_get_variables_result_publishes_accepted_actual_values() -> None:
             "variable": {"name": "L"},
         },
     ]
-    assert get_variables_result("CP", results, NOW) == [Datapoint("CP__Variable__S__L", 8, NOW)]
+    # Another attribute than Actual keeps its own key; it never overwrites the Actual one.
+    assert get_variables_result("CP", results, NOW) == [
+        Datapoint("CP__Variable__S__L", 8, NOW),
+        Datapoint("CP__Variable__S__L__MaxSet", 9, NOW),
+    ]
 
 
 def test_stream_values_take_basetime_plus_t() -> None:

@@ -4,6 +4,7 @@ and end to end over a real Mosquitto with the simulator and no datapoint map."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
 from connector.actuators import home_assistant_controls as controls
@@ -170,10 +172,11 @@ def test_connector_controls_follow_what_is_offered(
 @pytest.mark.parametrize(
     ("key", "value", "power"),
     [
-        ("CP__Variable__EVSE@1__Power", 11000.0, 11000.0),
-        ("CP__Variable__EVSE@2__Power", 7400, 7400.0),
-        ("CP__Variable__EVSE@1__Power", "11000", None),
-        ("CP__Variable__EVSE@1__Power", -1, None),
+        ("CP__Variable__EVSE@1__Power__maxLimit", 11000.0, 11000.0),
+        ("CP__Variable__EVSE@2__Power__MaxSet", 7400, 7400.0),
+        ("CP__Variable__EVSE@1__Power", 3680, None),  # what it draws now, no maximum
+        ("CP__Variable__EVSE@1__Power__maxLimit", "11000", None),
+        ("CP__Variable__EVSE@1__Power__MaxSet", -1, None),
         ("CP__Variable__SmartChargingCtrlr__Power", 11000, None),
         ("CP__MeterValues__1__Power.Active.Import__W", 11000, None),
     ],
@@ -324,10 +327,53 @@ async def test_the_limit_maximum_of_a_2x_station_comes_from_its_report(
             options = SimulatorOptions(meter_interval=0, max_power_w=7400)
             async with simulated_station(bridge, "CP_2", options, version="2.0.1") as sim:
                 await eventually(lambda: number in configs(probe, prefix))
-                assert json.loads(configs(probe, prefix)[number][-1])["max"] == 22000
-                await sim._report(1)  # NotifyReport with EVSE@1.Power
+                # Asked when the connector learns the station (EVSE.Power's MaxSet).
                 await eventually(
                     lambda: json.loads(configs(probe, prefix)[number][-1])["max"] == 7400
                 )
+                assert {"attributeType": "MaxSet"}.items() <= (
+                    sim.calls("GetVariables")[-1]["getVariableData"][0].items()
+                )
+                # A report says it too (maxLimit), and its Actual (drawn now) changes nothing.
+                await sim._report(1)
+                await asyncio.sleep(0.3)
+                assert json.loads(configs(probe, prefix)[number][-1])["max"] == 7400
     finally:
         probe.close()
+
+
+TEMPLATES = [
+    (ha.VALUE_TEMPLATE, {"value": 7.5}, "7.5"),
+    (ha.BINARY_TEMPLATE, {"value": True}, "ON"),
+    (ha.BINARY_TEMPLATE, {"value": False}, "OFF"),
+    (ha.AVAILABLE_TEMPLATE, {"value": True}, "online"),
+    (ha.STATUS_TEMPLATE, {"value": "Charging"}, "Charging"),
+    (ha.STATUS_TEMPLATE, {"value": "Unavailable"}, "Out of service"),
+]
+
+
+@pytest.mark.parametrize(("template", "value_json", "expected"), TEMPLATES)
+def test_templates_render_and_tolerate_an_empty_payload(
+    template: str, value_json: dict[str, Any], expected: str
+) -> None:
+    """Rendered with Jinja2, as Home Assistant renders them: a value, and an
+    empty payload (a topic removed: no value_json at all) without an error."""
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    compiled = environment.from_string(template)
+    assert compiled.render(value_json=value_json) == expected
+    empty = compiled.render()  # StrictUndefined: any use of value_json would raise
+    assert empty in ("None", "", "offline")
+
+
+def test_every_control_template_tolerates_an_empty_payload() -> None:
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    for _, control in ha_controls():
+        template = control.fields.get("value_template")
+        if template is not None:
+            environment.from_string(template).render()
+
+
+def ha_controls() -> list[tuple[str, Any]]:
+    from connector import actuators
+
+    return actuators.home_assistant_controls(actuators.NAMES)

@@ -29,6 +29,9 @@ from connector.tests.helpers import (
     station_url,
 )
 
+# Real Mosquitto (the Docker build runs only the tests without it).
+pytestmark = pytest.mark.broker
+
 
 def offered(probe: Probe, name: str) -> dict[str, Any]:
     messages = probe.received(f"{name}/available_datapoints")
@@ -131,6 +134,11 @@ async def test_a_clock_that_is_far_off(
             wh = 100 + number
             message = await probe.wait_for(probe.value_topic(key), equal_value(wh))
             assert received - 100 <= message["timestamp"] <= time.time() * 1000 + 100
+        # Found off, it is not trusted again when its times come back into range.
+        received = time.time() * 1000
+        await exchange(ws, meter("m9", now, 200))
+        message = await probe.wait_for(probe.value_topic(key), equal_value(200))
+        assert message["timestamp"] >= received - 100
     warnings = [r for r in caplog.records if "its clock is off" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
 
@@ -170,11 +178,17 @@ async def test_forget_works_from_what_the_broker_holds(
         await eventually(lambda: len(retained_now(mosquitto.port, filters)) > 10, 20)
     kept = retained_now(mosquitto.port, filters)
     assert any("/config" in t for t in kept) and any("/direct/" in t for t in kept)
-    async with start_connector(**settings):
+    async with start_connector(**settings) as bridge:
         probe.publish(f"{name}/direct/CPF/execute_forget_station/set", True)
         await probe.wait_for_log("CPF: forgotten")
         await asyncio.sleep(0.5)
-    assert retained_now(mosquitto.port, filters) == {}
+        assert retained_now(mosquitto.port, filters) == {}
+        # When it comes back, it is new: its device and topics are there again.
+        async with start_station(bridge, "CPF") as station:
+            await station.send_meter_values(1)
+            await eventually(
+                lambda: any("/config" in t for t in retained_now(mosquitto.port, filters)), 20
+            )
 
 
 @pytest.mark.within(60)

@@ -34,6 +34,9 @@ from connector.tests.helpers import (
     station_url,
 )
 
+# Real Mosquitto (the Docker build runs only the tests without it).
+pytestmark = pytest.mark.broker
+
 
 async def get(port: int, path: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
     headers = {}
@@ -78,7 +81,6 @@ async def test_metrics_follow_a_station(
             # A call that breaks the schema is answered with an error.
             ws = cp._connection
             await ws.send('[2,"bad","MeterValues",{"connectorId":"one"}]')
-            await eventually(lambda: True)
             await asyncio.sleep(0.3)
             assert await metric(port, "ocpp_frames_received_total", **labels, outcome="error") == 1
             await ws.send("not a frame")
@@ -231,8 +233,12 @@ async def test_status_json(start_connector: StartConnector, start_station: Start
             assert connector["id"] == 1 and connector["status"] == "Available"
             assert connector["energy_wh"] > 0 and connector["power_w"] is not None
         await eventually(lambda: not bridge.central or not bridge.central.stations)
-        _, text = await get(port, "/status.json")
-        entry = json.loads(text)["stations"]["items"][0]
+        for _ in range(50):  # the answer is the same for a second
+            _, text = await get(port, "/status.json")
+            entry = json.loads(text)["stations"]["items"][0]
+            if not entry["connected"]:
+                break
+            await asyncio.sleep(0.1)
         assert not entry["connected"] and entry["connectors"][0]["id"] == 1
         assert (await get(port, "/status.json?page=x"))[0] == 400
 
@@ -271,9 +277,12 @@ def test_status_pages(
             assert result[key] == value, key
 
 
+ROOT = Path(__file__).resolve().parents[3]
+
+
 def healthcheck_command() -> list[str]:
     """The Dockerfile's HEALTHCHECK, in the exec form Docker runs."""
-    text = (Path(__file__).resolve().parents[3] / "Dockerfile").read_text()
+    text = (ROOT / "Dockerfile").read_text()
     line = text[text.index("HEALTHCHECK") :].replace("\\\n", " ").splitlines()[0]
     return list(json.loads(line[line.index("CMD") + 3 :].strip()))
 
@@ -283,15 +292,19 @@ async def test_the_image_healthcheck(start_connector: StartConnector) -> None:
     assert command[0] == "python"  # what the image has; nothing installed for it
     port = free_port()
 
-    async def run() -> int:
+    async def run(**env: str) -> int:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             *command[1:],
-            env={**os.environ, "HTTP_PORT": str(port)},
+            cwd=ROOT,  # the image's WORKDIR
+            env={**os.environ, "HTTP_PORT": str(port), **env},
             stderr=asyncio.subprocess.DEVNULL,
         )
         return await process.wait()
 
     async with start_connector(http_port=port, http_host="127.0.0.1"):
         assert await run() == 0
+        assert await run(HTTP_HOST="0.0.0.0") == 0  # a wildcard is asked on loopback
+        assert await run(HTTP_HOST="127.0.0.2") != 0  # nothing there
     assert await run() != 0  # nothing answers: unhealthy
+    assert await run(HTTP_PORT="0") == 0  # the server is off: nothing to check

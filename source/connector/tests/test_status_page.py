@@ -41,6 +41,10 @@ ARGS = [
 ]
 
 
+# Real Mosquitto (the Docker build runs only the tests without it).
+pytestmark = pytest.mark.broker
+
+
 class Browser:
     def __init__(self) -> None:
         self.port = free_port()

@@ -41,6 +41,9 @@ from connector.tests.test_instances import Site, ports_open
 from connector.tls import server_context
 from connector.versions import BY_NAME
 
+# Real Mosquitto (the Docker build runs only the tests without it).
+pytestmark = pytest.mark.broker
+
 
 @asynccontextmanager
 async def running_backend(options: BackendOptions | None = None) -> AsyncIterator[Backend]:

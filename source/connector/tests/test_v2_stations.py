@@ -376,7 +376,7 @@ COMMANDS: dict[str, tuple[str, Any, str, Any, dict[str, Any]]] = {
         "",
         "GetBaseReport",
         lambda p: p["reportBase"] == "FullInventory" and isinstance(p["requestId"], int),
-        {"GetBaseReport__status": "Accepted", "Variable__EVSE@1__Power": 11000.0},
+        {"GetBaseReport__status": "Accepted", "Variable__EVSE@1__Power__maxLimit": 11000.0},
     ),
     "data_transfer": (
         k("execute_data_transfer"),
