@@ -93,6 +93,9 @@ BOOT_V2 = (
     '[2,"b","BootNotification",{"chargingStation":{"vendorName":"Bench","model":"Fast"},'
     '"reason":"PowerUp"}]'
 )
+# The targets that are a connector: this checkout's, and another's (--baseline).
+CONNECTORS = ("connector", "baseline")
+BASELINE_ROOT: str | None = None
 # Set in each load process from --ocpp.
 FRAMES = {"1.6": (BOOT, METER), "2.0.1": (BOOT_V2, METER_V2), "2.1": (BOOT_V2, METER_V2)}
 
@@ -271,7 +274,9 @@ def start_target(
         }
     # Its log, to look at after a run that went wrong.
     log_file = open(f"{tempfile.gettempdir()}/bench-fast-{kind}.log", "w")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log_file)
+    # `baseline`: the connector of another checkout (--baseline), as deployed.
+    cwd = BASELINE_ROOT if kind == "baseline" and BASELINE_ROOT else ROOT
+    process = subprocess.Popen(command, cwd=cwd, env=env, stderr=log_file)
     wait_port(ocpp_port, 30)
     return process
 
@@ -283,7 +288,7 @@ def run_target(
     ids = [f"CP_{i}" for i in range(args.stations)]
     # A name of its own per run: no limits kept on the broker by an earlier run.
     name = f"{NAME}-{uuid.uuid4().hex[:6]}"
-    if kind == "connector":
+    if kind in CONNECTORS:
         publish_retained(
             mqtt_port,
             f"{name}/datapoint_map",
@@ -321,7 +326,7 @@ def run_target(
     cpu_start = cpu_seconds(process.pid)
     load_cpu_start = sum(cpu_seconds(loader.pid) for loader in loaders if loader.pid)
     commanded: dict[str, float] = {}
-    if kind == "connector":
+    if kind in CONNECTORS:
         publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         publisher.connect("127.0.0.1", mqtt_port)
         publisher.loop_start()
@@ -417,6 +422,17 @@ def report(args: Any, runs: dict[str, list[dict[str, Any]]]) -> None:
             f"p50 {c['command_p50']:.0f} ms, p99 {c['command_p99']:.0f} ms "
             f"({c['commands_arrived']:.0f} of {c['commands_sent']:.0f} arrived)"
         )
+    b = medians.get("baseline")
+    if b is not None:
+        print(f"against --baseline {args.baseline}, in the same run:")
+        print(f"{'':42} {'baseline':>14} {'connector':>14} {'ratio':>7}")
+        for label, key, fmt, ratio in ROWS:
+            if not ratio:
+                continue
+            bv, cv = b[key], c[key] if c else None
+            cells = [fmt.format(bv), fmt.format(cv) if cv is not None else "-"]
+            r = f"{cv / bv:.2f}" if bv and cv is not None else ""
+            print(f"{label:42} {cells[0]:>14} {cells[1]:>14} {r:>7}")
     for kind, m in medians.items():
         print(
             f"{kind} RSS: {m['rss_before']:.1f} MiB before, "
@@ -442,7 +458,14 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="OCPP_WORKERS of the connector")
     parser.add_argument("--ocpp", choices=sorted(FRAMES), default="1.6", help="stations' version")
+    parser.add_argument(
+        "--baseline",
+        help="another checkout (an earlier version): its connector runs as target `baseline`, "
+        "in turn with the others, e.g. --targets passthrough,baseline,connector",
+    )
     args = parser.parse_args()
+    global BASELINE_ROOT
+    BASELINE_ROOT = args.baseline
     if not args.ramp:
         args.ramp = max(5.0, args.stations / 100)
     broker = Broker()

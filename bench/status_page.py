@@ -4,7 +4,9 @@ The connector, as deployed (its own process, HTTP on), with N stations
 connected over raw WebSockets (each booted, with a status and meter values on
 one connector) and a real Mosquitto. Then it times, with stations idle:
 - `/status.json` for the first page, a middle page and a search (100 stations
-  a page: what the status page asks every 2 s);
+  a page: what the status page asks every 2 s), the same request again and
+  again (the server answers it from its cache of a second) and each request
+  another one (computed anew);
 - `/metrics` (what Prometheus scrapes);
 - for comparison in the same run, `/healthz` (the server's own floor);
 and prints the medians and p95 of R requests each, the response sizes, and
@@ -56,10 +58,13 @@ async def answer_calls(ws: ClientConnection) -> None:
 
 
 def timed(port: int, path: str, count: int) -> tuple[list[float], int]:
+    """`{n}` in the path: each request is another one (the server's cache of a
+    second does not answer it)."""
     times, size = [], 0
-    for _ in range(count):
+    for n in range(count):
         started = time.perf_counter()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+        url = f"http://127.0.0.1:{port}{path.format(n=n)}"
+        with urllib.request.urlopen(url, timeout=30) as response:
             size = len(response.read())
         times.append(time.perf_counter() - started)
     return times, size
@@ -90,6 +95,8 @@ async def main() -> None:
                 ("/status.json page 1", "/status.json?page=1"),
                 (f"/status.json page {middle}", f"/status.json?page={middle}"),
                 ("/status.json search 'CP_012'", "/status.json?q=CP_012"),
+                ("/status.json, each asked anew", "/status.json?page=2&size={n}"),
+                ("/status.json search, each anew", "/status.json?q=CP_0{n}"),
                 ("/metrics", "/metrics"),
             ):
                 before = cpu_seconds(process.pid)

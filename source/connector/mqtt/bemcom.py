@@ -157,7 +157,7 @@ class Bemcom(Face):
         # without waiting for the station's next report.
         for key in newly_mapped:
             latest = self._hub.latest_with_time(key)
-            if latest is not None and latest[1]:  # not a key offered before its first value
+            if latest is not None:
                 self._publish_value(key, *latest)
         log.info(
             "datapoint map applied: %d sensor and %d actuator datapoints",

@@ -38,6 +38,11 @@ class _Collector:
     done: asyncio.Future[None]
 
 
+# Result keys offered before their first value, at most (OCPP_MAX_KEYS_PER_STATION
+# bounds what stations create; these come from the actuators offered).
+MAX_OFFERED = 1_000_000
+
+
 class MqttHub:
     def __init__(
         self,
@@ -60,8 +65,10 @@ class MqttHub:
         # at thousands of stations a second entry per key was 2 KB a station.
         self._sensors: dict[str, tuple[Scalar, int]] = {}
         self._budget = budget or KeyBudget(5000)
-        # Sensor keys offered before their first value (offer_sensors).
-        self._offered: set[str] = set()
+        # Sensor keys offered before their first value (offer_sensors): listed in
+        # available_datapoints beside _sensors, never in it, so the path of
+        # every value is as it was (a key's first value makes it new, as ever).
+        self._offered: dict[str, None] = {}
         # Retained topics being gathered from the broker (retained_topics).
         self._collectors: list[_Collector] = []
         # Every actuator key offered -> its example.
@@ -146,7 +153,6 @@ class MqttHub:
         Assistant) refuse a whole document for one Infinity. A key a station's
         budget has no room for is dropped (key_budget.py)."""
         sensors = self._sensors
-        offered = self._offered
         # The batch as it is, unless something is left out (nearly never).
         accepted: list[Datapoint] | None = None
         new_keys: list[str] = []
@@ -162,10 +168,7 @@ class MqttHub:
                 keep = self._budget.admit(key)
                 if keep:
                     new_keys.append(key)
-            elif key in offered:
-                # Offered with a null example (offer_sensors): new to the faces.
-                offered.discard(key)
-                new_keys.append(key)
+
             if not keep:
                 if accepted is None:
                     accepted = list(datapoints[:index])
@@ -191,8 +194,12 @@ class MqttHub:
 
     @property
     def available_sensors(self) -> dict[str, Scalar]:
-        """Every sensor key with an example: its latest value (a long string shortened)."""
-        return {key: example(value) for key, (value, _) in self._sensors.items()}
+        """Every sensor key with an example: its latest value (a long string
+        shortened); a key offered before its first value, with null."""
+        sensors = {key: example(value) for key, (value, _) in self._sensors.items()}
+        for key in self._offered:
+            sensors.setdefault(key, None)
+        return sensors
 
     def keys_of(self, cp_id: str) -> list[str]:
         prefix = cp_id + "__"
@@ -203,10 +210,10 @@ class MqttHub:
         with a null example from the start, so that BEMCom can map them before
         the first command. Nothing is published for them until a value comes."""
         added = False
+        offered = self._offered
         for key in keys:
-            if key not in self._sensors and self._budget.admit(key):
-                self._sensors[key] = (None, 0)
-                self._offered.add(key)
+            if key not in offered and len(offered) < MAX_OFFERED:
+                offered[key] = None
                 added = True
         if added:
             self._keys_changed()
@@ -291,7 +298,8 @@ class MqttHub:
         prefix = cp_id + "__"
         for key in [k for k in self._sensors if k.startswith(prefix)]:
             del self._sensors[key]
-            self._offered.discard(key)
+        for key in [k for k in self._offered if k.startswith(prefix)]:
+            del self._offered[key]
         for key in [k for k in self.actuators if k.startswith(prefix)]:
             del self.actuators[key]
         self._budget.forget(cp_id)
