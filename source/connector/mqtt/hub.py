@@ -38,11 +38,6 @@ class _Collector:
     done: asyncio.Future[None]
 
 
-# Result keys offered before their first value, at most (OCPP_MAX_KEYS_PER_STATION
-# bounds what stations create; these come from the actuators offered).
-MAX_OFFERED = 1_000_000
-
-
 class MqttHub:
     def __init__(
         self,
@@ -165,7 +160,8 @@ class MqttHub:
                 log.warning("%s: skipped %s: not a finite number of 64 bits", key, shown(value))
                 keep = False
             elif key not in sensors:
-                keep = self._budget.admit(key)
+                # A key offered before (offer_sensors) is counted already.
+                keep = self._offered.pop(key, 0) is None or self._budget.admit(key)
                 if keep:
                     new_keys.append(key)
 
@@ -212,7 +208,8 @@ class MqttHub:
         added = False
         offered = self._offered
         for key in keys:
-            if key not in offered and len(offered) < MAX_OFFERED:
+            # Counted in the station's key budget, as every key it has.
+            if key not in offered and key not in self._sensors and self._budget.admit(key):
                 offered[key] = None
                 added = True
         if added:
