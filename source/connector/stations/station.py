@@ -94,6 +94,8 @@ INCOMING_QUEUE_SIZE = 64
 # holds it back, in seconds' worth.
 BURST_SECONDS = 2.0
 SLOWED_WARNING_INTERVAL = 60.0
+# Connectors (EVSEs) known per station; a real one has a handful.
+MAX_CONNECTORS = 128
 
 
 TIMEOUT = "Timeout"
@@ -688,7 +690,9 @@ class Station:
     # ---- helpers ------------------------------------------------------
 
     def note_connector(self, connector_id: int) -> None:
-        if connector_id not in self.connectors:
+        """A connector (EVSE) the station reported; at most MAX_CONNECTORS of
+        them, as the numbers are the station's to choose."""
+        if connector_id not in self.connectors and len(self.connectors) < MAX_CONNECTORS:
             self.connectors.add(connector_id)
             if self.hooks.on_connector is not None:
                 self.hooks.on_connector(self, connector_id)

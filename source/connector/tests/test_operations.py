@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 
 from connector.operations import status as page_status
 from connector.simulator.core import SimulatorOptions
+from connector.stations.station import MAX_CONNECTORS
 from connector.tests.helpers import (
     Mosquitto,
     Probe,
@@ -308,3 +309,20 @@ async def test_the_image_healthcheck(start_connector: StartConnector) -> None:
         assert await run(HTTP_HOST="127.0.0.2") != 0  # nothing there
     assert await run() != 0  # nothing answers: unhealthy
     assert await run(HTTP_PORT="0") == 0  # the server is off: nothing to check
+
+
+async def test_connectors_a_station_invents_are_bounded(start_connector: StartConnector) -> None:
+    """A station that reports ever new connector numbers: the page (and the
+    station's state) hold at most MAX_CONNECTORS of them."""
+    port = free_port()
+    async with start_connector(http_port=port, http_host="127.0.0.1") as bridge:
+        async with connect(station_url(bridge, "CPN"), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            for n in range(1, MAX_CONNECTORS + 40):
+                status = {"connectorId": n, "errorCode": "NoError", "status": "Available"}
+                await ws.send(json.dumps([2, f"s{n}", "StatusNotification", status]))
+                while json.loads(await ws.recv())[1] != f"s{n}":
+                    pass
+            await asyncio.sleep(1.1)  # past the page's cache
+            _, text = await get(port, "/status.json")
+    entry = json.loads(text)["stations"]["items"][0]
+    assert len(entry["connectors"]) == MAX_CONNECTORS
