@@ -16,8 +16,6 @@ import base64
 import http
 import json
 import ssl
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +28,7 @@ from ocpp.v201 import call_result as result201
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from connector.tests.helpers import WAIT, free_port
+from connector.tests.helpers import eventually, free_port
 
 FIRST_TRANSACTION_ID = 5001
 
@@ -242,17 +240,8 @@ class Backend:
         parsed = [json.loads(text) for text in self.received(cp_id)]
         return [f for f in parsed if f[0] == 2 and (action is None or f[2] == action)]
 
-    async def wait_for(
-        self, check: Callable[[], bool], timeout: float = WAIT, what: str = "the backend"
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: condition not met in time")
-            await asyncio.sleep(0.02)
-
     async def station(self, cp_id: str) -> Any:
-        await self.wait_for(lambda: cp_id in self.stations, what=f"{cp_id} connected")
+        await eventually(lambda: cp_id in self.stations)
         return self.stations[cp_id]
 
     async def call(self, cp_id: str, request: Any, suppress: bool = True) -> Any:

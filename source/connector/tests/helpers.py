@@ -235,6 +235,21 @@ def station_url(bridge: Bridge, cp_id: str) -> str:
     return f"ws://127.0.0.1:{bridge.central.port}/ocpp/{cp_id}"
 
 
+class Recorded:
+    """A station's WebSocket as its simulator sees it, recording what it sends."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+        self.sent: list[str] = []
+
+    async def recv(self) -> Any:
+        return await self._ws.recv()
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+        await self._ws.send(text)
+
+
 @asynccontextmanager
 async def simulated_station(
     bridge: Bridge,
@@ -242,16 +257,20 @@ async def simulated_station(
     options: SimulatorOptions | None = None,
     boot: bool = True,
     version: str = "1.6",
+    record: bool = False,
     **connect_args: Any,
 ) -> AsyncIterator[Any]:
     """A simulated station of that OCPP version (the versions table names its
-    class); `connect_args` go to websockets' connect."""
+    class); `connect_args` go to websockets' connect. With `record`, every
+    frame it sends is in `station.wire.sent`, as sent."""
     url = station_url(bridge, cp_id)
     ocpp = BY_NAME[version]
     subprotocols = [ocpp.subprotocol]
     async with connect(url, subprotocols=subprotocols, **connect_args) as ws:  # type: ignore[arg-type]
         options = options or SimulatorOptions(meter_interval=0)
-        station: Any = ocpp.simulator_class(cp_id, ws, options, ocpp)
+        wire = Recorded(ws) if record else ws
+        station: Any = ocpp.simulator_class(cp_id, wire, options, ocpp)
+        station.wire = wire
         reader = asyncio.create_task(station.start())
         try:
             if boot:

@@ -34,6 +34,7 @@ from connector.tests.helpers import (
     StartConnector,
     equal_to,
     eventually,
+    simulated_station,
     station_url,
 )
 from connector.tests.pki import Pki, make_pki
@@ -125,45 +126,15 @@ async def test_frames_pass_through_byte_for_byte(
         await probe.value("RAW1__upstream", equal_to(True))
 
 
-class Recorded:
-    """A station's WebSocket as its simulator sees it, recording what it sends."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
-        self.sent: list[str] = []
-
-    async def recv(self) -> Any:
-        return await self._ws.recv()
-
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
-        await self._ws.send(text)
-
-
-@asynccontextmanager
-async def recorded_station(
+def recorded_station(
     bridge: Any,
     cp_id: str,
     version: str = "1.6",
     options: SimulatorOptions | None = None,
     boot: bool = True,
-) -> AsyncIterator[Any]:
+) -> Any:
     """A simulated station whose every frame sent is in `station.wire.sent`."""
-    ocpp = BY_NAME[version]
-    async with connect(station_url(bridge, cp_id), subprotocols=[ocpp.subprotocol]) as ws:  # type: ignore[list-item]
-        wire = Recorded(ws)
-        station: Any = ocpp.simulator_class(
-            cp_id, wire, options or SimulatorOptions(meter_interval=0), ocpp
-        )
-        station.wire = wire
-        reader = asyncio.create_task(station.start())
-        try:
-            if boot:
-                await asyncio.wait_for(station.boot(), WAIT)
-                await asyncio.wait_for(station.send_all_status(), WAIT)
-            yield station
-        finally:
-            reader.cancel()
+    return simulated_station(bridge, cp_id, options, boot, version, record=True)
 
 
 def sent_calls(station: Any, action: str) -> list[str]:
@@ -201,7 +172,7 @@ async def test_backend_decides_and_calls_through_on_16(
         assert backend.calls("CP16", "StopTransaction")[-1][3]["transactionId"] == 5001
         # Every call of the station's reached the backend as the station sent it.
         calls = [t for t in station.wire.sent if json.loads(t)[0] == 2]
-        await backend.wait_for(lambda: len(backend.calls("CP16")) == len(calls))
+        await eventually(lambda: len(backend.calls("CP16")) == len(calls))
         assert [t for t in backend.received("CP16") if json.loads(t)[0] == 2] == calls
 
         # The backend's call reaches the station, and the station's answer the backend.
@@ -320,7 +291,7 @@ async def test_backend_away_across_a_restart_on_16(
             await station.stop_transaction()
             assert bridge.upstream_status()[0]["kept"] == 4  # start, 2 meter values, stop
             await backend.start()
-            await backend.wait_for(
+            await eventually(
                 lambda: (
                     len(backend.calls("CPA", "StopTransaction")) == 1
                     and len(backend.calls("CPA", "StatusNotification")) >= 2
@@ -379,7 +350,7 @@ async def test_backend_away_at_boot_on_201(start_connector: StartConnector) -> N
             await station.update_transaction()
             await station.stop_transaction()
             await backend.start()
-            await backend.wait_for(lambda: len(backend.calls("CPB", "StatusNotification")) >= 1)
+            await eventually(lambda: len(backend.calls("CPB", "StatusNotification")) >= 1)
             await asyncio.sleep(0.5)
             got = backend.received("CPB")
             sent = [t for t in station.wire.sent if json.loads(t)[0] == 2]
@@ -470,7 +441,7 @@ async def test_bad_input_from_the_backend(start_connector: StartConnector) -> No
 
         expected = [i for _, i in BAD_FRAMES if i is not None]
         flood = [f"flood-{n}" for n in range(30)]
-        await backend.wait_for(lambda: all(answer(i) for i in expected + flood), timeout=20)
+        await eventually(lambda: all(answer(i) for i in expected + flood), timeout=20)
         for unique_id in expected:
             assert answer(unique_id)[0] == 4, unique_id  # type: ignore[index]
         refused = [i for i in flood if answer(i)[0] == 4]  # type: ignore[index]
@@ -482,8 +453,8 @@ async def test_bad_input_from_the_backend(start_connector: StartConnector) -> No
         )
         await station.send_meter_values(1)
         await bystander.send_meter_values(1)
-        await backend.wait_for(lambda: len(backend.calls("CPX", "MeterValues")) == 1)
-        await backend.wait_for(lambda: len(backend.calls("CPY", "MeterValues")) == 1)
+        await eventually(lambda: len(backend.calls("CPX", "MeterValues")) == 1)
+        await eventually(lambda: len(backend.calls("CPY", "MeterValues")) == 1)
 
 
 @pytest.mark.within(60)
@@ -504,11 +475,11 @@ async def test_a_backend_that_does_not_answer(
         ours = await station.start_transaction(1)
         assert ours != FIRST_ID
         await probe.value("CPT__upstream", equal_to(False))
-        await backend.wait_for(lambda: len(backend.calls("CPT", "StartTransaction")) == 2)
+        await eventually(lambda: len(backend.calls("CPT", "StartTransaction")) == 2)
         await eventually(lambda: bridge.upstream_status()[0]["kept"] == 0)
         await station.send_meter_values(1)
         await station.stop_transaction()
-        await backend.wait_for(lambda: len(backend.calls("CPT", "StopTransaction")) == 1)
+        await eventually(lambda: len(backend.calls("CPT", "StopTransaction")) == 1)
     again = FIRST_ID + 1  # the first answer came too late, on a closed connection
     assert backend.calls("CPT", "MeterValues")[-1][3]["transactionId"] == again
     assert backend.calls("CPT", "StopTransaction")[-1][3]["transactionId"] == again
@@ -533,7 +504,7 @@ async def test_kept_messages_are_bounded(
             sent = [json.loads(t) for t in station.wire.sent]
             meter = [f[1] for f in sent if f[0] == 2 and f[2] == "MeterValues"]
             await backend.start()
-            await backend.wait_for(lambda: len(backend.calls("CPK", "StopTransaction")) == 1)
+            await eventually(lambda: len(backend.calls("CPK", "StopTransaction")) == 1)
             await asyncio.sleep(0.3)
     finally:
         await backend.stop()
@@ -567,7 +538,7 @@ async def test_records_on_the_broker_are_not_trusted(
         start_connector(ocpp_upstream_url=backend.url()) as bridge,
         recorded_station(bridge, "CPF"),
     ):
-        await backend.wait_for(lambda: len(backend.calls("CPF", "MeterValues")) == 1)
+        await eventually(lambda: len(backend.calls("CPF", "MeterValues")) == 1)
         await asyncio.sleep(0.3)
         assert backend.calls("CPF", "DataTransfer") == []
         assert backend.calls("CPF", "StopTransaction") == []
@@ -608,7 +579,7 @@ async def test_the_instance_that_holds_a_station_holds_its_backend(
             second.transaction_id, second.transaction_connector = ours, 1
             await second.stop_transaction()
             await backend.start()
-            await backend.wait_for(lambda: len(backend.calls("CPI", "StopTransaction")) == 1, 20)
+            await eventually(lambda: len(backend.calls("CPI", "StopTransaction")) == 1, 20)
             await asyncio.sleep(1)
             reader.cancel()
     finally:
